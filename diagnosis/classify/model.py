@@ -1,0 +1,85 @@
+"""The diagnosis model: a fusion VAE plus a classifier on its latent, described by one :class:`ModelSpec`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diagnosis.features.image import ImagePreprocessing
+from diagnosis.features.text import TextEncoderConfig
+from diagnosis.fusion import FusionConfig, ModalitySpec, VAEOutput, build_fusion
+
+__all__ = ["DiagnosisModel", "ModelSpec"]
+
+Tensors = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model and preprocess its inputs identically; stored with the weights."""
+
+    label_names: tuple[str, ...]  # diagnosis names, index = class id
+    modalities: ModalitySpec  # image grid and vector modalities
+    fusion: FusionConfig = FusionConfig()  # fusion variant and objective weights
+    text: TextEncoderConfig | None = None  # how texts were embedded (None: no text modality)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ModelSpec:
+        """Inverse of :meth:`to_dict`."""
+        modalities = data["modalities"]
+        image = ImagePreprocessing(**modalities["image"]) if modalities.get("image") else None
+        return cls(
+            label_names=tuple(data["label_names"]),
+            modalities=ModalitySpec(image=image, vectors=dict(modalities.get("vectors", {}))),
+            fusion=FusionConfig(**data["fusion"]),
+            text=TextEncoderConfig(**data["text"]) if data.get("text") else None,
+        )
+
+
+class DiagnosisModel(nn.Module):
+    """Fusion VAE + diagnosis head on the posterior mean; probabilities are temperature-scaled.
+
+    Args:
+        spec: The model description.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        latent = spec.fusion.latent_dim
+        self.vae = build_fusion(spec.modalities, spec.fusion)
+        self.head = nn.Sequential(nn.Linear(latent, 64), nn.SiLU(), nn.Dropout(0.1), nn.Linear(64, len(spec.label_names)))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def objective(self, inputs: Tensors, masks: Tensors, targets: torch.Tensor, beta: float) -> VAEOutput:
+        """Negative ELBO plus weighted cross-entropy of the head on every subset's posterior mean.
+
+        Args:
+            inputs: Modality -> batch tensor.
+            masks: Modality -> ``(B,)`` presence.
+            targets: ``(B,)`` class ids; ``-1`` for unlabelled samples (ELBO only).
+            beta: KL weight for this step.
+        """
+        out = self.vae(inputs, masks, beta=beta)
+        labelled = targets >= 0
+        for term in out.terms:
+            logits = self.head(term.posterior.mu)  # (B, C)
+            keep = term.valid & labelled
+            if bool(keep.any()):
+                ce = F.cross_entropy(logits[keep], targets[keep])
+                out.loss = out.loss + self.spec.fusion.classifier_weight * ce
+                out.metrics[f"ce_{term.name}"] = float(ce.detach())
+        return out
+
+    def forward(self, inputs: Tensors, masks: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated class probabilities ``(B, C)`` and the latent mean ``(B, D)``."""
+        mu = self.vae.posterior(inputs, masks).mu
+        return torch.softmax(self.head(mu) / self.temperature, dim=-1), mu

@@ -1,0 +1,25 @@
+"""Feature stage: MONAI image preprocessing and feature network, Hugging Face text embeddings, a hash cache."""
+
+from __future__ import annotations
+
+from diagnosis.features.cache import EmbeddingCache
+from diagnosis.features.image import (
+    ImageFeatureNet,
+    ImagePreprocessing,
+    load_backbone_weights,
+    preprocess_image,
+    read_preprocessed,
+)
+from diagnosis.features.text import TextEncoder, TextEncoderConfig, default_text_model_path
+
+__all__ = [
+    "EmbeddingCache",
+    "ImageFeatureNet",
+    "ImagePreprocessing",
+    "TextEncoder",
+    "TextEncoderConfig",
+    "default_text_model_path",
+    "load_backbone_weights",
+    "preprocess_image",
+    "read_preprocessed",
+]

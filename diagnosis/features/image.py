@@ -1,0 +1,128 @@
+"""Image features: MONAI preprocessing to the model's input grid and a MONAI CNN feature network.
+
+No pretrained medical weights are available offline, so the network trains with the fusion model; user-supplied
+weights (a ``.safetensors`` or ``.pt`` state dict) can initialise it instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.networks.nets import Regressor
+from monai.transforms import Resize, ScaleIntensityRangePercentiles
+from torch import nn
+
+from diagnosis.ingest.images import ImageError, LoadedImage, load_image
+
+__all__ = ["ImageFeatureNet", "ImagePreprocessing", "load_backbone_weights", "preprocess_image", "read_preprocessed"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """How an image file becomes the model's input; stored with every model version."""
+
+    spatial_dims: int = 2  # 2 for radiographs / slices, 3 for volumes
+    size: int = 32  # side of the square / cubic input grid
+    lower_percentile: float = 0.5  # intensity mapped to 0
+    upper_percentile: float = 99.5  # intensity mapped to 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Input tensor shape without the batch axis, ``(1, size, …)``."""
+        return (1,) + (self.size,) * self.spatial_dims
+
+
+def preprocess_image(image: LoadedImage, config: ImagePreprocessing) -> np.ndarray:
+    """Bring a loaded image onto the model grid.
+
+    A 3D volume given to a 2D model contributes its middle slice along the last axis. A 2D image cannot feed a 3D
+    model.
+
+    Args:
+        image: Channel-first ``(1, *spatial)`` image.
+        config: Target dimensionality, size and intensity window.
+
+    Returns:
+        Float32 array of ``config.shape`` with values in [0, 1].
+
+    Raises:
+        ImageError: The image has fewer spatial axes than the model needs.
+    """
+    array = image.array
+    dims = array.ndim - 1
+    if dims < config.spatial_dims:
+        raise ImageError(f"a {dims}D image cannot feed a {config.spatial_dims}D model")
+    while array.ndim - 1 > config.spatial_dims:
+        array = array[..., array.shape[-1] // 2]
+    scale = ScaleIntensityRangePercentiles(
+        lower=config.lower_percentile, upper=config.upper_percentile, b_min=0.0, b_max=1.0, clip=True
+    )
+    resize = Resize(spatial_size=(config.size,) * config.spatial_dims, mode="area")
+    out = resize(scale(torch.as_tensor(array)))
+    return np.asarray(out, dtype=np.float32)
+
+
+def read_preprocessed(path: str | Path, config: ImagePreprocessing) -> np.ndarray:
+    """Load an image file and preprocess it (see :func:`preprocess_image`)."""
+    return preprocess_image(load_image(path), config)
+
+
+class ImageFeatureNet(nn.Module):
+    """MONAI ``Regressor`` (residual CNN) mapping an image to a feature vector; 2D or 3D.
+
+    Args:
+        preprocessing: Gives the input shape.
+        feature_dim: Output size.
+        channels: Channels per stage; each stage halves the grid.
+
+    Examples:
+        >>> net = ImageFeatureNet(ImagePreprocessing(spatial_dims=2, size=32), feature_dim=64)
+        >>> net(torch.zeros(4, 1, 32, 32)).shape
+        torch.Size([4, 64])
+    """
+
+    def __init__(self, preprocessing: ImagePreprocessing, feature_dim: int = 128, channels: tuple[int, ...] = (16, 32, 64)) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.net = Regressor(
+            in_shape=preprocessing.shape,
+            out_shape=(feature_dim,),
+            channels=channels,
+            strides=(2,) * len(channels),
+            num_res_units=1,
+            norm="BATCH",
+        )
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, *grid)`` -> ``(B, feature_dim)``."""
+        return self.act(self.net(x))
+
+
+def load_backbone_weights(net: nn.Module, path: str | Path) -> None:
+    """Initialise a network from user-supplied weights (``.safetensors`` or a torch ``.pt`` state dict).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The weights do not fit the network.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image weights not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"image weights {path.name} do not fit the image network: {str(error)[:300]}") from error
+    logger.info("loaded image weights from %s", path.name)

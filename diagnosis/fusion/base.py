@@ -1,0 +1,135 @@
+"""The multimodal VAE interface shared by every fusion variant.
+
+Encoders and decoders are passed in as dicts keyed by modality name, so a new modality needs no change here.
+Missing modalities are boolean masks ``(B,)`` per modality; a missing input may hold anything (zeros by convention).
+Subclasses decide how experts combine (:meth:`MultimodalVAE.fuse`) and which modality subsets the training
+objective visits (:meth:`MultimodalVAE.subsets`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from diagnosis.fusion.config import FusionConfig
+from diagnosis.fusion.gaussian import Gaussian, kl_to_standard_normal
+
+__all__ = ["MultimodalVAE", "SubsetTerm", "VAEOutput"]
+
+Tensors = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class SubsetTerm:
+    """One modality subset's part of the objective.
+
+    Attributes:
+        name: ``joint`` or the modality name.
+        posterior: ``q(z | subset)``, ``(B, D)``.
+        valid: ``(B,)`` bool, samples for which the subset holds at least one present modality.
+        elbo_loss: ``(B,)`` negative ELBO (reconstruction of every present modality + beta * KL).
+    """
+
+    name: str
+    posterior: Gaussian
+    valid: torch.Tensor
+    elbo_loss: torch.Tensor
+
+
+@dataclass
+class VAEOutput:
+    """Result of a training forward pass: ``loss`` to minimise, ``metrics`` to log, per-subset terms."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float]
+    terms: list[SubsetTerm]
+
+
+class MultimodalVAE(nn.Module, ABC):
+    """Base class of the fusion VAEs.
+
+    Args:
+        encoders: Modality name -> network returning a :class:`Gaussian` ``q(z | x_m)``.
+        decoders: Modality name -> network mapping ``z`` to a reconstruction of ``x_m``.
+        config: Fusion settings (latent size, beta, likelihood scales, …).
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:
+        super().__init__()
+        if set(encoders) != set(decoders):
+            raise ValueError(f"encoders {sorted(encoders)} and decoders {sorted(decoders)} must cover the same modalities")
+        self.encoders = nn.ModuleDict(encoders)
+        self.decoders = nn.ModuleDict(decoders)
+        self.config = config
+        self.modalities = tuple(sorted(encoders))
+
+    def encode_experts(self, inputs: Tensors, masks: Tensors) -> dict[str, Gaussian]:
+        """Run each modality's expert on the batch (skipped when no sample has that modality)."""
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities if m in inputs and bool(masks[m].any())}
+
+    @abstractmethod
+    def fuse(self, experts: Mapping[str, Gaussian], masks: Tensors) -> Gaussian:
+        """Combine the present experts into ``q(z | present modalities)``, ``(B, D)``."""
+
+    def subsets(self, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor]]]:
+        """Modality subsets the objective visits: the joint and each single modality (sub-sampled ELBO terms)."""
+        out = [("joint", dict(masks))]
+        if len(self.modalities) > 1:
+            for m in self.modalities:
+                out.append((m, {k: v & (k == m) for k, v in masks.items()}))
+        return out
+
+    def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:
+        """``q(z | x)`` from the modalities present in each sample."""
+        return self.fuse(self.encode_experts(inputs, masks), masks)
+
+    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reconstruct every modality from ``z`` ``(B, D)``."""
+        return {m: self.decoders[m](z) for m in self.modalities}
+
+    def reconstruction_loss(self, inputs: Tensors, masks: Tensors, recon: Tensors) -> torch.Tensor:
+        """Gaussian negative log-likelihood (up to a constant) of every present modality, ``(B,)``."""
+        total = torch.zeros(next(iter(masks.values())).shape[0], device=next(self.parameters()).device)
+        for m in self.modalities:
+            if m not in inputs:
+                continue
+            sigma = self.config.likelihood_sigma.get(m, 0.1)
+            err = (recon[m] - inputs[m]).pow(2).flatten(1).sum(-1) / (2 * sigma**2)  # (B,)
+            total = total + err * masks[m].to(err.dtype)
+        return total
+
+    def forward(self, inputs: Tensors, masks: Tensors, beta: float | None = None) -> VAEOutput:
+        """Negative ELBO over the subsets from :meth:`subsets`.
+
+        Args:
+            inputs: Modality -> batch tensor (``(B, 1, *grid)`` for images, ``(B, F)`` for vectors).
+            masks: Modality -> ``(B,)`` bool presence.
+            beta: KL weight (defaults to ``config.beta``).
+
+        Returns:
+            The averaged loss, metrics and the per-subset terms.
+        """
+        beta = self.config.beta if beta is None else beta
+        experts = self.encode_experts(inputs, masks)
+        terms: list[SubsetTerm] = []
+        metrics: dict[str, float] = {}
+        for name, subset in self.subsets(masks):
+            q = self.fuse(experts, subset)
+            valid = torch.stack([subset[m] for m in self.modalities if m in subset]).any(0)
+            recon = self.decode(q.sample() if self.training else q.mu)
+            rec, kl = self.reconstruction_loss(inputs, masks, recon), kl_to_standard_normal(q)
+            terms.append(SubsetTerm(name, q, valid, rec + beta * kl))
+            metrics[f"recon_{name}"] = float(_masked_mean(rec.detach(), valid))
+            metrics[f"kl_{name}"] = float(_masked_mean(kl.detach(), valid))
+        loss = torch.stack([_masked_mean(t.elbo_loss, t.valid) for t in terms]).sum()
+        return VAEOutput(loss=loss, metrics=metrics, terms=terms)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over samples where ``mask`` holds (0 when none)."""
+    weights = mask.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)

@@ -1,0 +1,32 @@
+"""Configuration of the fusion models (stored with every model version)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["FusionConfig", "FUSIONS"]
+
+FUSIONS = ("poe",)  # fusion variants available to ``diagnosis train --fusion``
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Multimodal VAE settings."""
+
+    fusion: str = "poe"  # how experts are combined; see FUSIONS
+    latent_dim: int = 32  # size of the shared latent
+    feature_dim: int = 128  # output size of each modality's feature network
+    beta: float = 1.0  # weight of the KL term after warm-up
+    kl_warmup_epochs: int = 5  # beta rises linearly from 0 over these epochs
+    likelihood_sigma: dict[str, float] = field(default_factory=lambda: {"image": 0.2, "text": 0.1})
+    # per-modality Gaussian likelihood scale: smaller sigma = that modality's reconstruction weighs more
+    classifier_weight: float = 200.0  # weight of the diagnosis cross-entropy against the ELBO
+    modality_dropout: float = 0.2  # chance of hiding one modality of a complete case in the joint term
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)

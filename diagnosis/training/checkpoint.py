@@ -1,0 +1,52 @@
+"""Checkpoints: weights as safetensors, the model spec, label names and version as JSON beside them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from diagnosis import __version__
+from diagnosis.classify.model import DiagnosisModel, ModelSpec
+
+__all__ = ["CHECKPOINT_FORMAT", "load_model", "save_model"]
+
+CHECKPOINT_FORMAT = 1  # bump when the layout of model.json changes
+
+
+def save_model(model: DiagnosisModel, directory: str | Path, extra: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory``; returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / "model.safetensors"))
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "diagnosis_version": __version__,
+        "label_names": list(model.spec.label_names),
+        "spec": model.spec.to_dict(),
+        **(extra or {}),
+    }
+    (directory / "model.json").write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def load_model(directory: str | Path, device: torch.device | str = "cpu") -> DiagnosisModel:
+    """Rebuild a model from a checkpoint folder.
+
+    Raises:
+        FileNotFoundError: The folder lacks ``model.json`` or ``model.safetensors``.
+        ValueError: The checkpoint was written in an unknown format.
+    """
+    directory = Path(directory)
+    meta_path, weights = directory / "model.json", directory / "model.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"{directory} is not a model checkpoint (model.json + model.safetensors expected)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint format {meta.get('format')} is not supported (expected {CHECKPOINT_FORMAT})")
+    model = DiagnosisModel(ModelSpec.from_dict(meta["spec"]))
+    model.load_state_dict(load_file(str(weights), device=str(device)))
+    return model.to(device).eval()

@@ -1,0 +1,167 @@
+"""Training the diagnosis model: ELBO + classification, KL warm-up, modality masking, selection on validation."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from diagnosis.classify.model import DiagnosisModel, ModelSpec
+from diagnosis.features.image import load_backbone_weights
+from diagnosis.training.data import FeatureTable
+
+__all__ = ["FitResult", "TrainConfig", "fit"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (stored with the model version)."""
+
+    epochs: int = 30  # maximum passes over the training split
+    batch_size: int = 64  # cases per step
+    lr: float = 2e-3  # AdamW learning rate (cosine-decayed)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    patience: int = 8  # stop after this many epochs without a better validation loss
+    seed: int = 0  # initialisation, shuffling and masking
+    image_weights: str | None = None  # optional user-supplied weights for the image feature network
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    """The selected model and how training went."""
+
+    model: DiagnosisModel
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Hide one random modality of complete cases with probability ``p`` (the case keeps at least one)."""
+    names = list(masks)
+    if len(names) < 2 or p <= 0:
+        return masks
+    stacked = torch.stack([masks[m] for m in names])  # (M, B)
+    complete = stacked.all(0)
+    drop = complete & (torch.rand(complete.shape, generator=generator) < p).to(complete.device)
+    which = torch.randint(len(names), complete.shape, generator=generator).to(complete.device)
+    return {m: masks[m] & ~(drop & (which == i)) for i, m in enumerate(names)}
+
+
+@torch.no_grad()
+def _val_loss(model: DiagnosisModel, table: FeatureTable, device: torch.device, batch_size: int) -> float:
+    """Cross-entropy of the diagnosis on the validation rows (joint posterior, no sampling)."""
+    model.eval()
+    losses, count = 0.0, 0
+    for start in range(0, len(table), batch_size):
+        inputs, masks, targets = table.batch(slice(start, start + batch_size), device)
+        keep = targets >= 0
+        if not bool(keep.any()):
+            continue
+        logits = model.head(model.vae.posterior(inputs, masks).mu)
+        losses += float(F.cross_entropy(logits[keep], targets[keep], reduction="sum"))
+        count += int(keep.sum())
+    return losses / max(count, 1)
+
+
+@torch.no_grad()
+def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> float:
+    """Fit the softmax temperature on validation rows by minimising NLL (grid + refinement)."""
+    model.eval()
+    inputs, masks, targets = table.batch(slice(None), device)
+    keep = targets >= 0
+    if int(keep.sum()) < 10:
+        return 1.0
+    logits = model.head(model.vae.posterior(inputs, masks).mu)[keep]
+    grid = torch.exp(torch.linspace(-2.5, 2.5, 201, device=device))
+    nll = torch.stack([F.cross_entropy(logits / t, targets[keep]) for t in grid])
+    return float(grid[int(nll.argmin())])
+
+
+def fit(
+    spec: ModelSpec,
+    train: FeatureTable,
+    val: FeatureTable | None,
+    config: TrainConfig = TrainConfig(),
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train a model and keep the epoch with the lowest validation loss.
+
+    Args:
+        spec: Model description (labels, modalities, fusion).
+        train: Training rows; labels ``-1`` contribute the ELBO only.
+        val: Validation rows for model selection and temperature calibration (None: keep the last epoch).
+        config: Optimisation settings.
+        device: Where to train.
+        on_epoch: Called with each epoch's metrics (progress reporting).
+
+    Returns:
+        The selected, calibrated model in eval mode.
+
+    Raises:
+        ValueError: The training split has no labelled row.
+    """
+    device = torch.device(device)
+    labelled = int((train.labels >= 0).sum())
+    if labelled == 0:
+        raise ValueError("the training split has no labelled case; label cases with split=train first")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = DiagnosisModel(spec).to(device)
+    if config.image_weights and "image" in model.vae.encoders:
+        load_backbone_weights(model.vae.encoders["image"].backbone.net, config.image_weights)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * max(1, -(-len(train) // config.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
+    rng = np.random.default_rng(config.seed)
+    best, best_loss, best_epoch, history = None, float("inf"), 0, []
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        warm = spec.fusion.kl_warmup_epochs
+        beta = spec.fusion.beta * min(1.0, epoch / warm) if warm > 0 else spec.fusion.beta
+        order, total, batches = rng.permutation(len(train)), 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            if len(index) < 2:
+                continue  # batch norm needs two samples
+            inputs, masks, targets = train.batch(index, device)
+            masks = _mask_modalities(masks, spec.fusion.modality_dropout, generator)
+            out = model.objective(inputs, masks, targets, beta)
+            optimiser.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            schedule.step()
+            total, batches = total + float(out.loss), batches + 1
+        record = {"epoch": epoch, "train_loss": total / max(batches, 1), "beta": beta}
+        if val is not None and len(val):
+            record["val_loss"] = _val_loss(model, val, device, 256)
+            if record["val_loss"] < best_loss:
+                best, best_loss, best_epoch = copy.deepcopy(model.state_dict()), record["val_loss"], epoch
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if val is not None and epoch - best_epoch >= config.patience and best is not None:
+            logger.info("early stop at epoch %d (best %d)", epoch, best_epoch)
+            break
+    if best is not None:
+        model.load_state_dict(best)
+    else:
+        best_epoch = len(history)
+    if val is not None and len(val):
+        model.temperature.fill_(_calibrate_temperature(model, val, device))
+    return FitResult(model=model.eval(), best_epoch=best_epoch, history=history, seconds=time.perf_counter() - started)

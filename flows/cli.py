@@ -1,0 +1,203 @@
+"""The ``diagnosis`` command line: generate, ingest, import-npz, train, diagnose, evaluate, cases, dashboard, demo."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from diagnosis.settings import DATABASE_URL_ENV, HOME_ENV, Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Multimodal medical diagnosis workflows.", no_args_is_help=True, add_completion=False)
+
+
+class Selection(str, Enum):
+    """Which cases ``diagnose`` visits."""
+
+    pending = "pending"
+    all = "all"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    from flows.environment import configure_logging, configure_prefect
+
+    configure_prefect(settings)
+    configure_logging(verbose=bool(os.environ.get("DIAGNOSIS_VERBOSE")))
+    return settings
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    home: Annotated[Optional[Path], typer.Option("--home", envvar=HOME_ENV, help="Folder for the SQLite store, models, caches and Prefect state.")] = None,
+    db_url: Annotated[Optional[str], typer.Option("--db", envvar=DATABASE_URL_ENV, help="SQLAlchemy URL of the store (PostgreSQL works); default SQLite under --home.")] = None,
+) -> None:
+    """Multimodal medical diagnosis workflows."""
+    ctx.obj = Settings.from_env(home, db_url)
+
+
+@app.command()
+def generate(
+    out_dir: Path,
+    cases: Annotated[int, typer.Option(min=20, help="Number of cases.")] = 600,
+    dims: Annotated[int, typer.Option(min=2, max=3, help="2: PNG images, 3: NIfTI volumes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write a synthetic multimodal dataset (images + symptom texts + manifest.csv)."""
+    from diagnosis.synthetic import SyntheticConfig, generate_dataset
+
+    manifest = generate_dataset(out_dir, SyntheticConfig(cases=cases, dims=dims, seed=seed))
+    typer.echo(f"wrote {cases} cases; manifest: {manifest}")
+
+
+@app.command()
+def ingest(ctx: typer.Context, manifest: Path) -> None:
+    """Validate and store every row of a manifest; bad rows are stored as rejected with a reason."""
+    settings = _settings(ctx)
+    from diagnosis.ingest import ManifestError
+    from flows.ingest import ingest_flow
+
+    try:
+        counts = ingest_flow(str(manifest), settings.db_url)
+    except ManifestError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(json.dumps(counts))
+
+
+@app.command("import-npz")
+def import_npz(
+    npz: Path,
+    out_dir: Path,
+    labels: Annotated[Optional[str], typer.Option(help="Comma-separated names of labels 0, 1, …")] = None,
+) -> None:
+    """Convert a MedMNIST-format npz into image files and a manifest with splits."""
+    from diagnosis.ingest import import_npz as convert
+
+    manifest = convert(npz, out_dir, labels.split(",") if labels else None)
+    typer.echo(f"manifest: {manifest}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    fusion: Annotated[str, typer.Option(help="Fusion variant: poe.")] = "poe",
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    image_weights: Annotated[Optional[Path], typer.Option(help="Weights (.safetensors/.pt) for the image network.")] = None,
+    text_model: Annotated[Optional[Path], typer.Option(help="Local Hugging Face model folder for texts.")] = None,
+    seed: int = 0,
+) -> None:
+    """Train on split=train, select on val, register a model version."""
+    settings = _settings(ctx)
+    from flows.train import train_flow
+
+    version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
+                         image_weights=str(image_weights) if image_weights else None,
+                         text_model=str(text_model) if text_model else None, seed=seed)
+    typer.echo(f"model version {version}")
+
+
+@app.command()
+def diagnose(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
+    pending: Annotated[bool, typer.Option("--pending/--all", help="Only cases without a prediction from this model, or all.")] = True,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Predict every eligible case and store the results."""
+    settings = _settings(ctx)
+    from flows.diagnose import diagnose_flow
+
+    typer.echo(json.dumps(diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device)))
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
+    model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the report here.")] = None,
+) -> None:
+    """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
+    settings = _settings(ctx)
+    from flows.evaluate import evaluate_model
+    from flows.render import metrics_table, print_table
+
+    try:
+        report = evaluate_model(settings.db_url, model, None if split == "all" else split)
+    except LookupError as error:
+        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    print_table(metrics_table(report))
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2))
+
+
+@app.command()
+def cases(
+    ctx: typer.Context,
+    status: Annotated[Optional[str], typer.Option(help="ingested, rejected, diagnosed or failed.")] = None,
+    split: Annotated[Optional[str], typer.Option()] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows (0: all).")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List cases with status, reason, label, split, modalities and predictions."""
+    settings = _settings(ctx)
+    import db
+    from flows.render import cases_table, print_table
+
+    db.migrate(settings.db_url)
+    with db.session_scope(settings.db_url) as session:
+        rows = db.list_cases(session, status=status, split=split, limit=limit or None)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(dataclasses.asdict(row), default=str))
+    else:
+        print_table(cases_table(rows))
+
+
+@app.command()
+def dashboard(ctx: typer.Context, port: Annotated[int, typer.Option()] = 8501) -> None:
+    """Start the Streamlit dashboard on 127.0.0.1."""
+    settings: Settings = ctx.obj
+    app_path = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    env = {**os.environ, HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.db_url}
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    typer.echo(f"dashboard on http://127.0.0.1:{port}")
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    cases: Annotated[int, typer.Option(min=60, help="Number of synthetic cases.")] = 600,
+    dims: Annotated[int, typer.Option(min=2, max=3)] = 2,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    seed: int = 0,
+) -> None:
+    """Generate -> ingest -> train -> diagnose -> evaluate through the Prefect flows."""
+    settings = _settings(ctx)
+    from flows.demo import demo_flow
+    from flows.render import metrics_table, print_table
+
+    report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
+    print_table(metrics_table(report))
+    home = f" --home {settings.home}" if os.environ.get(HOME_ENV) != str(settings.home) else ""
+    typer.echo(f"\nstore: {settings.db_url}\nnext: diagnosis{home} dashboard   (then open http://127.0.0.1:8501)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,29 @@
+"""Helpers shared by the flows: building text encoders and feature tables for store cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+import db
+from diagnosis.classify import ModelSpec
+from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
+from diagnosis.training import FeatureTable, build_features
+
+__all__ = ["features_task", "text_encoder"]
+
+
+def text_encoder(config: TextEncoderConfig | None, cache_dir: Path, device: str = "cpu") -> TextEncoder | None:
+    """A cached text encoder for ``config`` (None when the model has no text modality)."""
+    if config is None:
+        return None
+    return TextEncoder(config, device=device, cache=EmbeddingCache(cache_dir / "text_embeddings.sqlite"))
+
+
+@task(cache_policy=NO_CACHE)
+def features_task(cases: Sequence[db.CaseInput], spec: ModelSpec, encoder: TextEncoder | None) -> FeatureTable:
+    """Read images and embed texts of a batch of store cases for ``spec``."""
+    return build_features(cases, spec.modalities.image, encoder, [c.label for c in cases], spec.label_names)

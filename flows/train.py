@@ -1,0 +1,102 @@
+"""Train flow: fit the diagnosis model on split=train, select on val, register a model version with metrics."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import db
+from diagnosis.classify import DiagnosisModel, predict
+from diagnosis.device import resolve_device
+from diagnosis.evaluation import classification_metrics
+from diagnosis.features import TextEncoderConfig
+from diagnosis.fusion import FusionConfig
+from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
+from flows.common import features_task, text_encoder
+from flows.tracking import recorded_run
+
+__all__ = ["table_metrics", "train_flow"]
+
+logger = logging.getLogger("flows")
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def load_labelled_cases(db_url: str) -> dict[str, list[db.CaseInput]]:
+    """Labelled, non-rejected, non-synthetic cases per split."""
+    splits: dict[str, list[db.CaseInput]] = {"train": [], "val": [], "test": []}
+    with db.session_scope(db_url) as session:
+        for batch in db.iter_case_inputs(session, splits=list(splits), labelled_only=True):
+            for case in batch:
+                splits[case.split or "train"].append(case)
+    return splits
+
+
+@task(cache_policy=NO_CACHE)
+def fit_task(spec, train: FeatureTable, val: FeatureTable | None, config: TrainConfig, device: str) -> FitResult:  # noqa: ANN001
+    """Train and select the model."""
+    return fit(spec, train, val, config, resolve_device(device),
+               on_epoch=lambda r: logger.info("epoch %d: train loss %.1f%s", r["epoch"], r["train_loss"],
+                                              f", val loss {r['val_loss']:.3f}" if "val_loss" in r else ""))
+
+
+def table_metrics(model: DiagnosisModel, table: FeatureTable, device: str) -> dict:
+    """Metrics of fresh predictions on the labelled, usable rows of a table."""
+    preds = predict(model, table, resolve_device(device))
+    keep = (table.labels >= 0) & preds.ok
+    return classification_metrics(table.labels[keep], preds.probabilities[keep], model.spec.label_names)
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_dir: Path, db_url: str) -> int:
+    """Save the checkpoint and register the model version."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    fusion = result.model.spec.fusion.fusion
+    directory = save_model(result.model, models_dir / f"{stamp}-{fusion}-{uuid.uuid4().hex[:6]}",
+                           extra={"train": config.to_dict(), "best_epoch": result.best_epoch, "metrics": metrics})
+    with db.session_scope(db_url) as session:
+        return db.register_model_version(
+            session, name=f"{fusion}-{stamp}", fusion=fusion,
+            config={"spec": result.model.spec.to_dict(), "train": config.to_dict(), "best_epoch": result.best_epoch,
+                    "train_seconds": round(result.seconds, 1), "history": result.history},
+            label_names=list(result.model.spec.label_names), metrics=metrics, checkpoint_path=str(directory),
+        )
+
+
+@flow(name="train")
+def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, device: str = "auto",
+               image_weights: str | None = None, text_model: str | None = None, seed: int = 0) -> int:
+    """Train on the store's labelled cases and register a model version.
+
+    Args:
+        db_url: Store URL.
+        home: Diagnosis home (models and caches live there).
+        fusion: Fusion variant.
+        epochs: Maximum epochs.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        image_weights: Optional weights for the image feature network.
+        text_model: Local Hugging Face model folder (default: packaged all-MiniLM-L6-v2).
+        seed: Random seed.
+
+    Returns:
+        The new model version id.
+    """
+    home_path = Path(home)
+    with recorded_run(db_url, "train") as run:
+        splits = load_labelled_cases(db_url)
+        encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path / "cache")
+        spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder)
+        tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
+        config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights)
+        result = fit_task(spec, tables["train"], tables.get("val"), config, device)
+        metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
+        run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url)
+        run.add(train=len(splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
+        logger.info("registered model version %d (val accuracy %.3f)", run.model_version_id,
+                    metrics.get("val", {}).get("accuracy", np.nan))
+        return run.model_version_id

@@ -1,0 +1,63 @@
+"""Fusion stage: product of experts, masks, shapes and gradients of the PoE VAE."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diagnosis.features import ImagePreprocessing
+from diagnosis.fusion import FusionConfig, Gaussian, ModalitySpec, build_fusion, kl_to_standard_normal, product_of_experts
+
+
+def _vae(dims: int = 2):  # noqa: ANN202
+    spec = ModalitySpec(image=ImagePreprocessing(spatial_dims=dims, size=16), vectors={"text": 12})
+    return build_fusion(spec, FusionConfig(latent_dim=6, feature_dim=16))
+
+
+def _batch(dims: int = 2, b: int = 4) -> tuple[dict, dict]:
+    inputs = {"image": torch.rand(b, 1, *(16,) * dims), "text": torch.randn(b, 12)}
+    masks = {"image": torch.tensor([True, True, False, True]), "text": torch.tensor([True, False, True, True])}
+    return inputs, masks
+
+
+def test_product_of_experts_matches_closed_form() -> None:
+    a = Gaussian(torch.tensor([[1.0]]), torch.log(torch.tensor([[0.5]])))  # precision 2
+    b = Gaussian(torch.tensor([[4.0]]), torch.log(torch.tensor([[1.0]])))  # precision 1
+    q = product_of_experts([a, b], [torch.tensor([True]), torch.tensor([True])])
+    # prior precision 1 at mean 0: total precision 4, mean (2*1 + 1*4) / 4
+    assert torch.allclose(q.mu, torch.tensor([[1.5]])) and torch.allclose(q.logvar.exp(), torch.tensor([[0.25]]))
+    only_a = product_of_experts([a, b], [torch.tensor([True]), torch.tensor([False])])
+    assert torch.allclose(only_a.mu, torch.tensor([[2.0 / 3.0]]))
+    none = product_of_experts([a, b], [torch.tensor([False]), torch.tensor([False])])
+    assert torch.allclose(none.mu, torch.zeros(1, 1)) and torch.allclose(kl_to_standard_normal(none), torch.zeros(1))
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_poe_forward_shapes_and_gradients(dims: int) -> None:
+    vae = _vae(dims)
+    inputs, masks = _batch(dims)
+    out = vae(inputs, masks, beta=1.0)
+    assert [t.name for t in out.terms] == ["joint", "image", "text"]
+    assert out.terms[1].valid.tolist() == [True, True, False, True]  # image subset: only cases with an image
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
+    for name in ("image", "text"):
+        grads = [p.grad for p in vae.encoders[name].parameters() if p.requires_grad]
+        assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
+    recon = vae.decode(torch.zeros(2, 6))
+    assert recon["image"].shape == (2, 1, *(16,) * dims) and recon["text"].shape == (2, 12)
+
+
+def test_missing_modality_changes_only_its_cases() -> None:
+    vae = _vae().eval()
+    inputs, masks = _batch()
+    full = vae.posterior(inputs, masks)
+    changed = dict(inputs, text=inputs["text"] + 5.0)
+    other = vae.posterior(changed, masks)
+    # case 1 has no text: its latent ignores the text input entirely
+    assert torch.allclose(full.mu[1], other.mu[1]) and not torch.allclose(full.mu[0], other.mu[0])
+
+
+def test_unknown_fusion_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown fusion"):
+        FusionConfig(fusion="nope")

@@ -1,0 +1,65 @@
+"""Training stage: a short fit learns, selection and calibration run, checkpoints round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diagnosis.classify import ModelSpec, predict
+from diagnosis.evaluation import classification_metrics, expected_calibration_error
+from diagnosis.features import ImagePreprocessing
+from diagnosis.fusion import FusionConfig, ModalitySpec
+from diagnosis.training import FeatureTable, TrainConfig, fit, load_model, save_model
+
+
+def _table(n: int, seed: int) -> FeatureTable:
+    """Two classes: bright vs dark square in the image; text vector shifted by class; some modalities missing."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.random((n, 1, 16, 16)).astype(np.float32) * 0.3
+    images[labels == 1, :, 4:10, 4:10] += 0.7
+    text = (rng.normal(size=(n, 8)) * 0.5 + labels[:, None] * 0.8).astype(np.float32)
+    masks = {"image": rng.random(n) > 0.2, "text": rng.random(n) > 0.2}
+    masks["image"] |= ~masks["text"]
+    return FeatureTable(inputs={"image": images, "text": text}, masks=masks, labels=labels.astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def spec() -> ModelSpec:
+    modalities = ModalitySpec(image=ImagePreprocessing(spatial_dims=2, size=16), vectors={"text": 8})
+    return ModelSpec(("negative", "positive"), modalities, FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=2))
+
+
+def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path) -> None:
+    train, val, test = _table(160, 0), _table(60, 1), _table(80, 2)
+    result = fit(spec, train, val, TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8))
+    assert 1 <= result.best_epoch <= 8 and len(result.history) == 8
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    preds = predict(result.model, test, torch.device("cpu"))
+    metrics = classification_metrics(test.labels, preds.probabilities, spec.label_names)
+    assert metrics["accuracy"] > 0.85 and metrics["macro_auc"] > 0.9
+    assert np.allclose(preds.probabilities.sum(1), 1.0, atol=1e-5) and preds.latents.shape == (80, 4)
+    assert preds.modalities[int(np.argmin(test.masks["text"]))] == ["image"]
+    save_model(result.model, tmp_path / "ckpt")
+    loaded = load_model(tmp_path / "ckpt")
+    assert loaded.spec == spec and float(loaded.temperature) == pytest.approx(float(result.model.temperature))
+    again = predict(loaded, test, torch.device("cpu"))
+    assert np.allclose(again.probabilities, preds.probabilities, atol=1e-6)
+
+
+def test_fit_without_labels_is_refused(spec: ModelSpec) -> None:
+    table = _table(10, 0)
+    table.labels[:] = -1
+    with pytest.raises(ValueError, match="no labelled case"):
+        fit(spec, table, None, TrainConfig(epochs=1))
+
+
+def test_metrics_on_known_values() -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    m = classification_metrics(np.array([0, 1, 1, 1]), probs, ["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.75) and m["per_class_recall"] == {"a": 1.0, "b": pytest.approx(2 / 3)}
+    assert m["macro_auc"] == pytest.approx(1.0)
+    assert expected_calibration_error(np.array([1.0, 1.0]), np.array([1.0, 0.0])) == pytest.approx(0.5)

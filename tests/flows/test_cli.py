@@ -1,0 +1,85 @@
+"""The command line as a user runs it: generate, a hand-written mixed manifest, train, diagnose, evaluate, cases."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+runner = CliRunner()
+
+
+def run(home: Path, *args: str) -> str:
+    result = runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def mixed_manifest(tmp_path_factory: pytest.TempPathFactory, home: Path) -> Path:
+    """A generated training set plus a hand-written manifest mixing PNG, NIfTI, text-only and bad rows."""
+    data = tmp_path_factory.mktemp("data")
+    run(home, "generate", str(data / "synthetic"), "--cases", "90", "--seed", "5")
+    rows = list(csv.DictReader(open(data / "synthetic" / "manifest.csv")))
+    png = next(r for r in rows if r["image"])
+    volume = np.random.default_rng(0).random((32, 32, 9)).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume, np.diag([0.7, 0.7, 3.0, 1.0])), data / "ct.nii.gz")
+    manifest = data / "hand.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case_id", "patient_id", "image", "text", "label", "split"])
+        writer.writerow(["H-png", "P1", str(data / "synthetic" / png["image"]), "dry cough, fever for three days", "", ""])
+        writer.writerow(["H-nifti", "P2", "ct.nii.gz", "", "", ""])
+        writer.writerow(["H-text", "P3", "", "I am short of breath and my chest hurts", "", ""])
+        writer.writerow(["H-missing", "P4", "gone.png", "", "", ""])
+    return manifest
+
+
+def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path) -> None:
+    assert json.loads(run(home, "ingest", str(mixed_manifest.parent / "synthetic" / "manifest.csv")))["created"] == 90
+    counts = json.loads(run(home, "ingest", str(mixed_manifest)))
+    assert counts["rows"] == 4 and counts["rejected"] == 1
+    assert json.loads(run(home, "ingest", str(mixed_manifest)))["created"] == 0  # idempotent
+    assert "model version 1" in run(home, "train", "--epochs", "3", "--text-model", str(tiny_text_model))
+    diagnosed = json.loads(run(home, "diagnose"))
+    assert diagnosed["predicted"] >= 88 and diagnosed["failed"] == 0
+    report_path = mixed_manifest.parent / "report.json"
+    table = run(home, "evaluate", "--split", "test", "--json", str(report_path))
+    report = json.loads(report_path.read_text())
+    assert report["model_version_id"] == 1 and report["n"] > 0 and "macro_auc" in table
+    assert set(report) >= {"accuracy", "macro_f1", "macro_auc", "ece", "per_class_recall"}
+    listed = {}
+    for line in run(home, "cases", "--json", "--limit", "0").splitlines():
+        row = json.loads(line)
+        listed[row["case_key"]] = row
+    assert len(listed) == 94
+    assert listed["H-missing"]["status"] == "rejected" and "not found" in listed["H-missing"]["error"]
+    for key, has_image, has_text in (("H-png", True, True), ("H-nifti", True, False), ("H-text", False, True)):
+        assert listed[key]["status"] == "diagnosed" and listed[key]["predicted_label"]
+        assert (listed[key]["has_image"], listed[key]["has_text"]) == (has_image, has_text)
+    assert "H-missing" in run(home, "cases", "--status", "rejected")
+
+
+def test_evaluate_without_a_model_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path), "evaluate"])
+    assert result.exit_code == 1 and "diagnosis train" in result.output
+
+
+def test_ingest_of_an_unreadable_manifest_fails(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("id,text\n1,x\n")
+    result = runner.invoke(app, ["--home", str(tmp_path), "ingest", str(tmp_path / "bad.csv")])
+    assert result.exit_code == 2 and "case_id" in result.output
+
+
+def test_every_command_has_help() -> None:
+    for command in ("generate", "ingest", "import-npz", "train", "diagnose", "evaluate", "cases", "dashboard", "demo"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
