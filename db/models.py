@@ -1,0 +1,211 @@
+"""ORM models of the diagnosis store (SQLAlchemy 2, typed declarative mapping).
+
+Nullability lives in the ``Mapped[...]`` annotation; every constraint and index is named through
+:data:`NAMING_CONVENTION` so that hand-written Alembic migrations and autogenerate agree on names across
+SQLite and PostgreSQL.
+
+Timestamps are stored timezone-aware and always come back as UTC ``datetime`` objects (see
+:class:`UTCDateTime`), also on SQLite, which has no native timezone support.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "CASE_STATUSES",
+    "FLOW_RUN_STATUSES",
+    "NAMING_CONVENTION",
+    "Base",
+    "Case",
+    "FlowRun",
+    "Image",
+    "ModelVersion",
+    "Patient",
+    "Prediction",
+    "SymptomNote",
+    "UTCDateTime",
+    "utcnow",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint/index names; migrations spell out the same names with ``op.f(...)``."""
+
+CASE_STATUSES: tuple[str, ...] = ("ingested", "rejected", "diagnosed", "failed")
+"""Allowed values of ``cases.status``."""
+
+FLOW_RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
+"""Allowed values of ``flow_runs.status``."""
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    """Render ``column IN ('a', 'b')`` for a check constraint."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always returns aware UTC datetimes.
+
+    Naive datetimes are rejected on write (they are ambiguous); values read back from SQLite (naive) are
+    tagged as UTC, values from PostgreSQL are converted to UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC before storing it."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware value, e.g. db.models.utcnow()")
+        value = value.astimezone(UTC)
+        # SQLite stores the text as-is; drop the offset so all rows sort and compare the same way.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return stored values as aware UTC datetimes."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention and the UTC timestamp type."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class Patient(Base):
+    """A patient, keyed by the manifest's ``patient_id``."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Case(Base):
+    """One diagnostic case (one manifest row): an image and/or a symptom note plus its labels and status."""
+
+    __tablename__ = "cases"
+    __table_args__ = (CheckConstraint(_in_list("status", CASE_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_key: Mapped[str] = mapped_column(String(255), unique=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
+    label: Mapped[str | None] = mapped_column(String(255), index=True)
+    split: Mapped[str | None] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    error: Mapped[str | None] = mapped_column(Text)  # a reason a person can act on
+    is_synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())
+    source: Mapped[str | None] = mapped_column(Text)  # manifest path the case came from
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the ingested content (idempotency)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Image(Base):
+    """The image of a case (at most one per case)."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32))  # png / nifti / dicom / npy / ...
+    shape: Mapped[list[int]] = mapped_column(JSON)
+    spacing: Mapped[list[float] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SymptomNote(Base):
+    """The free-text symptom description of a case (at most one per case)."""
+
+    __tablename__ = "symptom_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """A trained model: its config, label names, metrics and checkpoint location."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fusion: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    label_names: Mapped[list[str]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)  # e.g. {"val": {...}, "test": {...}}
+    checkpoint_path: Mapped[str] = mapped_column(Text)
+
+
+class Prediction(Base):
+    """The prediction of one model version for one case."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("case_id", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(255))
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)  # label -> probability
+    latent: Mapped[list[float]] = mapped_column(JSON)  # fused latent mean, (D,)
+    modalities: Mapped[list[str]] = mapped_column(JSON)  # e.g. ["image", "text"]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlowRun(Base):
+    """One run of a Prefect flow, with its outcome counts."""
+
+    __tablename__ = "flow_runs"
+    __table_args__ = (CheckConstraint(_in_list("status", FLOW_RUN_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(255))
+    prefect_run_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(32))
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
