@@ -36,6 +36,15 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
+def _store(ctx: typer.Context) -> str:
+    """Settings as in :func:`_settings`, and the store migrated to the current schema; returns its URL."""
+    settings = _settings(ctx)
+    import db
+
+    db.migrate(settings.db_url)
+    return settings.db_url
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
@@ -102,9 +111,13 @@ def train(
     settings = _settings(ctx)
     from flows.train import train_flow
 
-    version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
-                         image_weights=str(image_weights) if image_weights else None,
-                         text_model=str(text_model) if text_model else None, seed=seed)
+    try:
+        version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
+                             image_weights=str(image_weights) if image_weights else None,
+                             text_model=str(text_model) if text_model else None, seed=seed)
+    except (ValueError, FileNotFoundError) as error:  # bad data or settings: say what to fix, no traceback
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from error
     typer.echo(f"model version {version}")
 
 
@@ -119,7 +132,12 @@ def diagnose(
     settings = _settings(ctx)
     from flows.diagnose import diagnose_flow
 
-    typer.echo(json.dumps(diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device)))
+    try:
+        counts = diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device)
+    except LookupError as error:
+        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(json.dumps(counts))
 
 
 @app.command()
@@ -130,12 +148,12 @@ def evaluate(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the report here.")] = None,
 ) -> None:
     """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
-    settings = _settings(ctx)
+    db_url = _store(ctx)
     from flows.evaluate import evaluate_model
     from flows.render import metrics_table, print_table
 
     try:
-        report = evaluate_model(settings.db_url, model, None if split == "all" else split)
+        report = evaluate_model(db_url, model, None if split == "all" else split)
     except LookupError as error:
         typer.secho(f"error: {error.args[0]}", fg="red", err=True)
         raise typer.Exit(1) from error
@@ -153,12 +171,11 @@ def cases(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List cases with status, reason, label, split, modalities and predictions."""
-    settings = _settings(ctx)
+    db_url = _store(ctx)
     import db
     from flows.render import cases_table, print_table
 
-    db.migrate(settings.db_url)
-    with db.session_scope(settings.db_url) as session:
+    with db.session_scope(db_url) as session:
         rows = db.list_cases(session, status=status, split=split, limit=limit or None)
     if as_json:
         for row in rows:

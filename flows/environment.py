@@ -25,9 +25,10 @@ def configure_prefect(settings: Settings) -> None:
 
 def configure_logging(verbose: bool = False) -> None:
     """Concise progress lines from the library and flows; third-party chatter only with ``verbose``."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
-    handler = RichHandler(show_path=False, markup=False, rich_tracebacks=False)
+    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     for name in ("flows", "diagnosis"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -146,7 +146,7 @@ def fit(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimiser.step()
             schedule.step()
-            total, batches = total + float(out.loss), batches + 1
+            total, batches = total + out.loss.item(), batches + 1
         record = {"epoch": epoch, "train_loss": total / max(batches, 1), "beta": beta}
         if val is not None and len(val):
             record["val_loss"] = _val_loss(model, val, device, 256)

@@ -20,7 +20,7 @@ runner = CliRunner()
 def run(home: Path, *args: str) -> str:
     result = runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,11 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
 def test_evaluate_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--home", str(tmp_path), "evaluate"])
     assert result.exit_code == 1 and "diagnosis train" in result.output
+
+
+def test_train_on_an_empty_store_says_what_is_missing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path), "train", "--epochs", "1"])
+    assert result.exit_code == 1 and "at least two diagnoses" in result.output
 
 
 def test_ingest_of_an_unreadable_manifest_fails(tmp_path: Path) -> None:
