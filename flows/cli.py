@@ -191,7 +191,8 @@ def dashboard(ctx: typer.Context, port: Annotated[int, typer.Option()] = 8501) -
     app_path = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     env = {**os.environ, HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.db_url}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]
     typer.echo(f"dashboard on http://127.0.0.1:{port}")
     raise typer.Exit(subprocess.call(command, env=env))
 

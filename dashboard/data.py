@@ -1,0 +1,197 @@
+"""Cached reads of the diagnosis store for the dashboard pages.
+
+Every read goes through the query functions of :mod:`db` and returns its frozen dataclasses or plain
+dicts, so results can be cached with ``st.cache_data`` and shared between reruns and sessions. Each
+helper takes the store URL as its first argument: the cache key then changes with the store, and a test
+(or a user) pointing ``DIAGNOSIS_DATABASE_URL`` elsewhere never sees another store's rows.
+
+Examples:
+    >>> url = store_url()  # doctest: +SKIP
+    >>> data.status_counts(url)  # doctest: +SKIP
+    {'ingested': 3, 'rejected': 1, 'diagnosed': 5, 'failed': 0}
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import streamlit as st
+
+import db
+from diagnosis.settings import Settings
+
+__all__ = [
+    "PAGE_SIZE",
+    "QUERY_TTL_S",
+    "SPLITS",
+    "case_detail",
+    "case_page",
+    "count_cases",
+    "filter_options",
+    "flow_runs",
+    "image_array",
+    "label_counts",
+    "latest_model",
+    "model_names",
+    "predicted_label_counts",
+    "status_counts",
+    "store_url",
+]
+
+QUERY_TTL_S = 30  # seconds a query result is reused; flows writing meanwhile show up after this
+IMAGE_TTL_S = 600  # seconds a loaded image array stays cached
+PAGE_SIZE = 50  # cases per page of the case list
+SPLITS: tuple[str, ...] = ("train", "val", "test")  # the manifest's split values
+
+
+@st.cache_resource(show_spinner="Opening the diagnosis store…")
+def _migrated(url: str) -> str:
+    """Bring the store at ``url`` to the current schema once per process, so an empty home just works."""
+    db.migrate(url)
+    return url
+
+
+def _safe(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
+def store_url() -> str:
+    """Return the migrated store URL from the environment, or show an error and stop the page.
+
+    The URL is ``DIAGNOSIS_DATABASE_URL`` if set, else the SQLite file under ``DIAGNOSIS_HOME``.
+    """
+    url = Settings.from_env().db_url
+    try:
+        return _migrated(url)
+    except Exception as error:  # noqa: BLE001 - UI boundary: any driver error becomes a message, not a traceback
+        st.error(
+            f"Cannot open the diagnosis store at `{_safe(url)}`: {error}\n\n"
+            "Check `DIAGNOSIS_DATABASE_URL` / `DIAGNOSIS_HOME`, or create a store with `diagnosis demo`."
+        )
+        st.stop()
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def status_counts(url: str) -> dict[str, int]:
+    """Cases per status (every status present, 0 when none)."""
+    with db.session_scope(url) as session:
+        return db.status_counts(session)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def label_counts(url: str) -> dict[str, int]:
+    """Non-synthetic cases per true diagnosis (``unlabelled`` for cases without one)."""
+    with db.session_scope(url) as session:
+        return db.label_counts(session)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def predicted_label_counts(url: str, model_version_id: int) -> dict[str, int]:
+    """Predictions per predicted diagnosis for one model version."""
+    with db.session_scope(url) as session:
+        return db.predicted_label_counts(session, model_version_id)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def latest_model(url: str) -> db.ModelVersionView | None:
+    """The most recently registered model version, or ``None`` before the first training."""
+    with db.session_scope(url) as session:
+        return db.latest_model_version(session)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def model_names(url: str) -> dict[int, str]:
+    """Model version id -> name, for labelling prediction histories."""
+    with db.session_scope(url) as session:
+        return {version.id: version.name for version in db.list_model_versions(session)}
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def flow_runs(url: str, limit: int = 10) -> list[db.FlowRunView]:
+    """The ``limit`` most recent flow runs, newest first."""
+    with db.session_scope(url) as session:
+        return db.list_flow_runs(session, limit)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def filter_options(url: str) -> dict[str, list[str]]:
+    """Choices for the case-list filters.
+
+    Returns:
+        ``status``, ``split``, ``label`` (true diagnoses stored or known to the latest model) and
+        ``predicted_label`` (the latest model's label names plus any label it predicted).
+    """
+    with db.session_scope(url) as session:
+        statuses = list(db.status_counts(session))
+        labels = {label for label in db.label_counts(session) if label != "unlabelled"}
+        latest = db.latest_model_version(session)
+        predicted: set[str] = set()
+        if latest is not None:
+            predicted = set(latest.label_names) | set(db.predicted_label_counts(session, latest.id))
+            labels |= set(latest.label_names)
+    return {"status": statuses, "split": list(SPLITS), "label": sorted(labels), "predicted_label": sorted(predicted)}
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def count_cases(
+    url: str,
+    *,
+    status: str | None = None,
+    split: str | None = None,
+    label: str | None = None,
+    predicted_label: str | None = None,
+    search: str | None = None,
+) -> int:
+    """Number of cases matching the filters (see :func:`db.count_cases`)."""
+    with db.session_scope(url) as session:
+        return db.count_cases(
+            session, status=status, split=split, label=label, predicted_label=predicted_label, search=search
+        )
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def case_page(
+    url: str,
+    *,
+    status: str | None = None,
+    split: str | None = None,
+    label: str | None = None,
+    predicted_label: str | None = None,
+    search: str | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+) -> list[db.CaseSummary]:
+    """One page (1-indexed) of the filtered case list, ordered by id; never loads the whole table."""
+    with db.session_scope(url) as session:
+        return db.list_cases(
+            session, status=status, split=split, label=label, predicted_label=predicted_label, search=search,
+            limit=page_size, offset=(page - 1) * page_size,
+        )  # fmt: skip
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def case_detail(url: str, case_key: str) -> db.CaseDetail | None:
+    """Everything stored about one case, or ``None`` if there is no case ``case_key``."""
+    with db.session_scope(url) as session:
+        return db.get_case(session, case_key)
+
+
+@st.cache_data(ttl=IMAGE_TTL_S, max_entries=16, show_spinner="Loading image…")
+def image_array(path: str) -> np.ndarray:
+    """Load an image file for display.
+
+    Args:
+        path: The stored image path.
+
+    Returns:
+        The spatial array, ``(H, W)``-like for 2D or ``(X, Y, Z)`` for 3D images, float32, as read by
+        :func:`diagnosis.ingest.images.load_image` (channel axis dropped).
+
+    Raises:
+        ValueError: If the file is missing or unreadable (``ImageError`` is a ``ValueError``).
+    """
+    from diagnosis.ingest.images import load_image  # imports MONAI: only pay for it when an image is shown
+
+    return load_image(path).array[0]
