@@ -191,6 +191,8 @@ class Prediction(Base):
     probabilities: Mapped[dict[str, float]] = mapped_column(JSON)  # label -> probability
     latent: Mapped[list[float]] = mapped_column(JSON)  # fused latent mean, (D,)
     modalities: Mapped[list[str]] = mapped_column(JSON)  # e.g. ["image", "text"]
+    uncertainty: Mapped[float | None]  # predictive entropy (nats) from sampling the latent posterior
+    prediction_set: Mapped[list[str] | None] = mapped_column(JSON)  # split-conformal set of labels
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -233,6 +233,8 @@ def get_case(session: Session, case_key: str) -> CaseDetail | None:
                 probabilities=dict(p.probabilities),
                 modalities=tuple(p.modalities),
                 created_at=p.created_at,
+                uncertainty=p.uncertainty,
+                prediction_set=tuple(p.prediction_set) if p.prediction_set is not None else None,
             )
             for p in predictions
         ),

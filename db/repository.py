@@ -132,6 +132,8 @@ class PredictionIn:
         probabilities: Label -> probability.
         latent: Fused latent mean, shape ``(D,)``.
         modalities: Modalities the model saw, e.g. ``("image", "text")``.
+        uncertainty: Predictive entropy in nats, when the model estimated it.
+        prediction_set: Labels of the split-conformal prediction set, when the model is calibrated for one.
     """
 
     case_id: int
@@ -140,6 +142,8 @@ class PredictionIn:
     probabilities: dict[str, float]
     latent: Sequence[float]
     modalities: Sequence[str]
+    uncertainty: float | None = None  # predictive entropy (nats)
+    prediction_set: Sequence[str] | None = None  # split-conformal prediction set
 
 
 def _finite(values: Sequence[float], what: str, case_id: int) -> list[float]:
@@ -179,6 +183,8 @@ def save_predictions(session: Session, predictions: Sequence[PredictionIn]) -> i
             "probabilities": {str(k): v for k, v in probabilities.items()},
             "latent": _finite(p.latent, "latent values", p.case_id),
             "modalities": [str(m) for m in p.modalities],
+            "uncertainty": None if p.uncertainty is None else _finite([p.uncertainty], "uncertainty", p.case_id)[0],
+            "prediction_set": None if p.prediction_set is None else [str(m) for m in p.prediction_set],
             "created_at": now,
         }
     upsert(
@@ -186,7 +192,7 @@ def save_predictions(session: Session, predictions: Sequence[PredictionIn]) -> i
         Prediction.__table__,
         list(rows.values()),
         index_elements=["case_id", "model_version_id"],
-        update_columns=["label", "probabilities", "latent", "modalities", "created_at"],
+        update_columns=["label", "probabilities", "latent", "modalities", "uncertainty", "prediction_set", "created_at"],
     )
     case_ids = sorted({case_id for case_id, _ in rows})
     for chunk in chunked(case_ids):

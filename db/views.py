@@ -60,6 +60,8 @@ class PredictionView:
     probabilities: dict[str, float]
     modalities: tuple[str, ...]
     created_at: datetime
+    uncertainty: float | None = None  # predictive entropy (nats)
+    prediction_set: tuple[str, ...] | None = None  # split-conformal set
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from db import default_sqlite_url, get_engine, migrate, session_scope
 from db.models import Base, Patient
 
+def head_revision() -> str:
+    """The newest revision of the packaged migrations."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(resources.files("db") / "migrations")).get_current_head()
+
+
 EXPECTED_TABLES = {"patients", "cases", "images", "symptom_notes", "model_versions", "predictions", "flow_runs"}
 
 
@@ -42,7 +49,7 @@ def test_models_and_migration_agree(db_url: str) -> None:
 def test_migrate_is_idempotent_and_at_head(db_url: str) -> None:
     migrate(db_url)
     with get_engine(db_url).connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
 
 
 def test_migrate_from_any_cwd_creates_parent_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +145,7 @@ def test_concurrent_migrations(tmp_path: Path) -> None:
         thread.join(timeout=60)
     assert errors == []
     with get_engine(urls[0]).connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
     for url in urls:
         get_engine(url).dispose()
 
@@ -152,7 +159,7 @@ def test_command_line_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     command.upgrade(config, "head")
     command.check(config)  # raises if the models differ from the migrated schema
     with get_engine(url).connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
     get_engine(url).dispose()
     monkeypatch.delenv("DIAGNOSIS_DB_URL")
     with pytest.raises(RuntimeError, match="DIAGNOSIS_DB_URL"):

@@ -186,6 +186,21 @@ def test_save_predictions_twice_keeps_one_row(session: Session, make_case: MakeC
     assert session.execute(select(Case.error).where(Case.id == ids["c1"])).scalar_one() is None
 
 
+def test_predictions_store_uncertainty_and_conformal_set(session: Session, make_case: MakeCase) -> None:
+    upsert_cases(session, [make_case("c1"), make_case("c2")])
+    ids = dict(session.execute(select(Case.case_key, Case.id)).tuples().all())
+    model = _model(session)
+    rich = PredictionIn(ids["c1"], model, "pneumonia", {"pneumonia": 0.7, "normal": 0.3}, [0.0], ["image"],
+                        uncertainty=0.61, prediction_set=["pneumonia", "normal"])
+    save_predictions(session, [rich, _prediction(ids["c2"], model)])
+    rows = {p.case_id: p for p in session.execute(select(Prediction)).scalars()}
+    assert rows[ids["c1"]].uncertainty == pytest.approx(0.61)
+    assert rows[ids["c1"]].prediction_set == ["pneumonia", "normal"]
+    assert rows[ids["c2"]].uncertainty is None and rows[ids["c2"]].prediction_set is None
+    with pytest.raises(ValueError, match="non-finite"):
+        save_predictions(session, [PredictionIn(ids["c1"], model, "normal", {"normal": 1.0}, [0.0], ["text"], uncertainty=float("inf"))])
+
+
 def test_save_predictions_rejects_nan(session: Session, make_case: MakeCase) -> None:
     upsert_cases(session, [make_case("c1")])
     case_id = session.execute(select(Case.id)).scalar_one()
