@@ -49,7 +49,8 @@ def store_task(cases: list[db.CaseInput], preds: Predictions, table: FeatureTabl
         probs = preds.probabilities[i]
         rows.append(db.PredictionIn(case_id=case.id, model_version_id=model.id, label=names[int(probs.argmax())],
                                     probabilities={n: float(p) for n, p in zip(names, probs, strict=True)},
-                                    latent=[float(v) for v in preds.latents[i]], modalities=preds.modalities[i]))
+                                    latent=[float(v) for v in preds.latents[i]], modalities=preds.modalities[i],
+                                    uncertainty=float(preds.uncertainty[i]), prediction_set=preds.set_labels(i, names)))
     with db.session_scope(db_url) as session:
         db.save_predictions(session, rows)
         db.mark_cases_failed(session, failures)

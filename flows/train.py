@@ -27,13 +27,17 @@ logger = logging.getLogger("flows")
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_labelled_cases(db_url: str) -> dict[str, list[db.CaseInput]]:
-    """Labelled, non-rejected, non-synthetic cases per split."""
+def load_labelled_cases(db_url: str, augment: bool = False) -> dict[str, list[db.CaseInput]]:
+    """Labelled, non-rejected cases per split; synthetic (augmented) cases join the training split with ``augment``."""
     splits: dict[str, list[db.CaseInput]] = {"train": [], "val": [], "test": []}
     with db.session_scope(db_url) as session:
         for batch in db.iter_case_inputs(session, splits=list(splits), labelled_only=True):
             for case in batch:
                 splits[case.split or "train"].append(case)
+        if augment:
+            real = {c.id for c in splits["train"]}
+            for batch in db.iter_case_inputs(session, splits=["train"], labelled_only=True, include_synthetic=True):
+                splits["train"] += [c for c in batch if c.id not in real]
     return splits
 
 
@@ -70,7 +74,8 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_
 
 @flow(name="train")
 def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, device: str = "auto",
-               image_weights: str | None = None, text_model: str | None = None, seed: int = 0) -> int:
+               image_weights: str | None = None, text_model: str | None = None, seed: int = 0,
+               augment: bool = False) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -82,13 +87,14 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         image_weights: Optional weights for the image feature network.
         text_model: Local Hugging Face model folder (default: packaged all-MiniLM-L6-v2).
         seed: Random seed.
+        augment: Add the stored synthetic cases (``diagnosis augment``) to the training split.
 
     Returns:
         The new model version id.
     """
     home_path = Path(home)
     with recorded_run(db_url, "train") as run:
-        splits = load_labelled_cases(db_url)
+        splits = load_labelled_cases(db_url, augment)
         encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path / "cache")
         spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder)
         tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
@@ -96,7 +102,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         result = fit_task(spec, tables["train"], tables.get("val"), config, device)
         metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
         run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url)
-        run.add(train=len(splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
+        run.add(train=len(splits["train"]), synthetic=sum(c.case_key.startswith("AUG-") for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
         logger.info("registered model version %d (val accuracy %.3f)", run.model_version_id,
                     metrics.get("val", {}).get("accuracy", np.nan))
         return run.model_version_id

@@ -26,6 +26,7 @@ class ModelSpec:
     modalities: ModalitySpec  # image grid and vector modalities
     fusion: FusionConfig = FusionConfig()  # fusion variant and objective weights
     text: TextEncoderConfig | None = None  # how texts were embedded (None: no text modality)
+    conformal_coverage: float = 0.9  # target coverage of the split-conformal prediction sets
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -41,11 +42,16 @@ class ModelSpec:
             modalities=ModalitySpec(image=image, vectors=dict(modalities.get("vectors", {}))),
             fusion=FusionConfig(**data["fusion"]),
             text=TextEncoderConfig(**data["text"]) if data.get("text") else None,
+            conformal_coverage=float(data.get("conformal_coverage", 0.9)),
         )
 
 
 class DiagnosisModel(nn.Module):
     """Fusion VAE + diagnosis head on the posterior mean; probabilities are temperature-scaled.
+
+    Buffers filled after training: ``temperature`` (validation-fitted), ``conformal_threshold`` (split-conformal
+    on validation) and the per-class latent Gaussians ``class_mean`` / ``class_logvar`` (``(C, D)``, from training
+    latents) used for class-conditional generation.
 
     Args:
         spec: The model description.
@@ -58,6 +64,9 @@ class DiagnosisModel(nn.Module):
         self.vae = build_fusion(spec.modalities, spec.fusion)
         self.head = nn.Sequential(nn.Linear(latent, 64), nn.SiLU(), nn.Dropout(0.1), nn.Linear(64, len(spec.label_names)))
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("conformal_threshold", torch.ones(()))  # 1.0 = every class (not calibrated)
+        self.register_buffer("class_mean", torch.zeros(len(spec.label_names), latent))
+        self.register_buffer("class_logvar", torch.zeros(len(spec.label_names), latent))
 
     def objective(self, inputs: Tensors, masks: Tensors, targets: torch.Tensor, beta: float) -> VAEOutput:
         """Negative ELBO plus weighted cross-entropy of the head on every subset's posterior mean.
@@ -82,4 +91,14 @@ class DiagnosisModel(nn.Module):
     def forward(self, inputs: Tensors, masks: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated class probabilities ``(B, C)`` and the latent mean ``(B, D)``."""
         mu = self.vae.posterior(inputs, masks).mu
-        return torch.softmax(self.head(mu) / self.temperature, dim=-1), mu
+        return self.classify(mu), mu
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities ``(..., C)`` for latents ``(..., D)``."""
+        return torch.softmax(self.head(z) / self.temperature, dim=-1)
+
+    def sample_probabilities(self, inputs: Tensors, masks: Tensors, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Probabilities at the posterior mean ``(B, C)``, the mean ``(B, D)``, and at ``samples`` draws ``(S, B, C)``."""
+        q = self.vae.posterior(inputs, masks)
+        draws = q.mu + torch.randn(samples, *q.mu.shape, device=q.mu.device) * torch.exp(0.5 * q.logvar)  # (S, B, D)
+        return self.classify(q.mu), q.mu, self.classify(draws)

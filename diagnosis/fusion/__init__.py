@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from diagnosis.fusion.base import MultimodalVAE, SubsetTerm, VAEOutput
+from diagnosis.fusion.base import ExpertFusionVAE, MultimodalVAE, SubsetTerm, VAEOutput
+from diagnosis.fusion.concat import ConcatVAE
 from diagnosis.fusion.config import FUSIONS, FusionConfig
-from diagnosis.fusion.gaussian import Gaussian, kl_to_standard_normal, product_of_experts
+from diagnosis.fusion.gaussian import Gaussian, kl_to_standard_normal, mixture_moments, product_of_experts
+from diagnosis.fusion.mixtures import MoEVAE, MoPoEVAE
 from diagnosis.fusion.networks import ModalitySpec, build_networks
 from diagnosis.fusion.poe import PoEVAE
 
 __all__ = [
+    "ConcatVAE",
+    "ExpertFusionVAE",
     "FUSIONS",
     "FusionConfig",
     "Gaussian",
     "ModalitySpec",
+    "MoEVAE",
+    "MoPoEVAE",
     "MultimodalVAE",
     "PoEVAE",
     "SubsetTerm",
@@ -20,13 +26,16 @@ __all__ = [
     "build_fusion",
     "build_networks",
     "kl_to_standard_normal",
+    "mixture_moments",
     "product_of_experts",
 ]
 
-_VARIANTS: dict[str, type[MultimodalVAE]] = {"poe": PoEVAE}
+_VARIANTS: dict[str, type[MultimodalVAE]] = {"poe": PoEVAE, "moe": MoEVAE, "mopoe": MoPoEVAE, "concat": ConcatVAE}
 
 
 def build_fusion(spec: ModalitySpec, config: FusionConfig) -> MultimodalVAE:
     """Build the fusion model named by ``config.fusion`` with networks for every modality in ``spec``."""
-    encoders, decoders = build_networks(spec, config.latent_dim, config.feature_dim)
-    return _VARIANTS[config.fusion](encoders, decoders, config)
+    variant = _VARIANTS[config.fusion]
+    experts = issubclass(variant, ExpertFusionVAE)
+    encoders, decoders = build_networks(spec, config.latent_dim, config.feature_dim, experts=experts)
+    return variant(encoders, decoders, config)

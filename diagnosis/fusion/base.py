@@ -2,8 +2,9 @@
 
 Encoders and decoders are passed in as dicts keyed by modality name, so a new modality needs no change here.
 Missing modalities are boolean masks ``(B,)`` per modality; a missing input may hold anything (zeros by convention).
-Subclasses decide how experts combine (:meth:`MultimodalVAE.fuse`) and which modality subsets the training
-objective visits (:meth:`MultimodalVAE.subsets`).
+:class:`MultimodalVAE` holds the objective; a subclass says how the posterior of each modality subset is formed
+(:meth:`MultimodalVAE.subset_posteriors`). :class:`ExpertFusionVAE` forms it from per-modality Gaussian experts:
+its subclasses decide how experts combine (``fuse``) and which subsets the objective visits (``subsets``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from torch import nn
 from diagnosis.fusion.config import FusionConfig
 from diagnosis.fusion.gaussian import Gaussian, kl_to_standard_normal
 
-__all__ = ["MultimodalVAE", "SubsetTerm", "VAEOutput"]
+__all__ = ["ExpertFusionVAE", "MultimodalVAE", "SubsetTerm", "VAEOutput"]
 
 Tensors = Mapping[str, torch.Tensor]
+Subsets = list[tuple[str, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -28,7 +30,7 @@ class SubsetTerm:
     """One modality subset's part of the objective.
 
     Attributes:
-        name: ``joint`` or the modality name.
+        name: ``joint``, a modality name, or ``a+b`` for a subset.
         posterior: ``q(z | subset)``, ``(B, D)``.
         valid: ``(B,)`` bool, samples for which the subset holds at least one present modality.
         elbo_loss: ``(B,)`` negative ELBO (reconstruction of every present modality + beta * KL).
@@ -53,7 +55,7 @@ class MultimodalVAE(nn.Module, ABC):
     """Base class of the fusion VAEs.
 
     Args:
-        encoders: Modality name -> network returning a :class:`Gaussian` ``q(z | x_m)``.
+        encoders: Modality name -> encoder network (a Gaussian expert, or a feature network for early fusion).
         decoders: Modality name -> network mapping ``z`` to a reconstruction of ``x_m``.
         config: Fusion settings (latent size, beta, likelihood scales, …).
     """
@@ -67,25 +69,13 @@ class MultimodalVAE(nn.Module, ABC):
         self.config = config
         self.modalities = tuple(sorted(encoders))
 
-    def encode_experts(self, inputs: Tensors, masks: Tensors) -> dict[str, Gaussian]:
-        """Run each modality's expert on the batch (skipped when no sample has that modality)."""
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities if m in inputs and bool(masks[m].any())}
+    @abstractmethod
+    def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:
+        """``q(z | x)`` from the modalities present in each sample, ``(B, D)``."""
 
     @abstractmethod
-    def fuse(self, experts: Mapping[str, Gaussian], masks: Tensors) -> Gaussian:
-        """Combine the present experts into ``q(z | present modalities)``, ``(B, D)``."""
-
-    def subsets(self, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor]]]:
-        """Modality subsets the objective visits: the joint and each single modality (sub-sampled ELBO terms)."""
-        out = [("joint", dict(masks))]
-        if len(self.modalities) > 1:
-            for m in self.modalities:
-                out.append((m, {k: v & (k == m) for k, v in masks.items()}))
-        return out
-
-    def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:
-        """``q(z | x)`` from the modalities present in each sample."""
-        return self.fuse(self.encode_experts(inputs, masks), masks)
+    def subset_posteriors(self, inputs: Tensors, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor], Gaussian]]:
+        """``(name, subset masks, posterior)`` for every term of the objective."""
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reconstruct every modality from ``z`` ``(B, D)``."""
@@ -103,7 +93,7 @@ class MultimodalVAE(nn.Module, ABC):
         return total
 
     def forward(self, inputs: Tensors, masks: Tensors, beta: float | None = None) -> VAEOutput:
-        """Negative ELBO over the subsets from :meth:`subsets`.
+        """Negative ELBO over the subset terms of :meth:`subset_posteriors`.
 
         Args:
             inputs: Modality -> batch tensor (``(B, 1, *grid)`` for images, ``(B, F)`` for vectors).
@@ -111,14 +101,12 @@ class MultimodalVAE(nn.Module, ABC):
             beta: KL weight (defaults to ``config.beta``).
 
         Returns:
-            The averaged loss, metrics and the per-subset terms.
+            The loss (sum over terms of the mean over valid samples), metrics and the per-subset terms.
         """
         beta = self.config.beta if beta is None else beta
-        experts = self.encode_experts(inputs, masks)
         terms: list[SubsetTerm] = []
         metrics: dict[str, float] = {}
-        for name, subset in self.subsets(masks):
-            q = self.fuse(experts, subset)
+        for name, subset, q in self.subset_posteriors(inputs, masks):
             valid = torch.stack([subset[m] for m in self.modalities if m in subset]).any(0)
             recon = self.decode(q.sample() if self.training else q.mu)
             rec, kl = self.reconstruction_loss(inputs, masks, recon), kl_to_standard_normal(q)
@@ -127,6 +115,41 @@ class MultimodalVAE(nn.Module, ABC):
             metrics[f"kl_{name}"] = float(_masked_mean(kl.detach(), valid))
         loss = torch.stack([_masked_mean(t.elbo_loss, t.valid) for t in terms]).sum()
         return VAEOutput(loss=loss, metrics=metrics, terms=terms)
+
+
+class ExpertFusionVAE(MultimodalVAE):
+    """A multimodal VAE whose encoders are Gaussian experts ``q(z | x_m)``, combined by :meth:`fuse`."""
+
+    def encode_experts(self, inputs: Tensors, masks: Tensors) -> dict[str, Gaussian]:
+        """Run each modality's expert on the batch (skipped when no sample has that modality)."""
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities if m in inputs and bool(masks[m].any())}
+
+    @abstractmethod
+    def fuse(self, experts: Mapping[str, Gaussian], masks: Tensors) -> Gaussian:
+        """Combine the present experts into ``q(z | present modalities)``, ``(B, D)``."""
+
+    def subsets(self, masks: Tensors) -> Subsets:
+        """Modality subsets the objective visits: the joint and each single modality (sub-sampled ELBO terms)."""
+        out = [("joint", dict(masks))]
+        if len(self.modalities) > 1:
+            for m in self.modalities:
+                out.append((m, {k: v & (k == m) for k, v in masks.items()}))
+        return out
+
+    def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:
+        """``q(z | x)`` from the modalities present in each sample."""
+        return self.fuse(self.encode_experts(inputs, masks), masks)
+
+    def subset_posteriors(self, inputs: Tensors, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor], Gaussian]]:
+        """The posterior of every subset from :meth:`subsets`, encoding each modality once."""
+        experts = self.encode_experts(inputs, masks)
+        return [(name, subset, self.fuse(experts, subset)) for name, subset in self.subsets(masks)]
+
+    def prior(self, masks: Tensors) -> Gaussian:
+        """N(0, I) for every sample of the batch."""
+        batch = next(iter(masks.values())).shape[0]
+        zeros = torch.zeros(batch, self.config.latent_dim, device=next(self.parameters()).device)
+        return Gaussian(zeros, zeros.clone())
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 __all__ = ["FusionConfig", "FUSIONS"]
 
-FUSIONS = ("poe",)  # fusion variants available to ``diagnosis train --fusion``
+FUSIONS = ("poe", "moe", "mopoe", "concat")  # fusion variants available to ``diagnosis train --fusion``
 
 
 @dataclass(frozen=True)

@@ -85,14 +85,25 @@ class ImageDecoder(nn.Module):
         return torch.sigmoid(self.up(h))
 
 
-def build_networks(spec: ModalitySpec, latent_dim: int, feature_dim: int) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-    """Encoders (experts) and decoders for every modality in ``spec``, keyed by modality name."""
-    encoders: dict[str, nn.Module] = {}
+def build_networks(
+    spec: ModalitySpec, latent_dim: int, feature_dim: int, experts: bool = True
+) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+    """Encoders and decoders for every modality in ``spec``, keyed by modality name.
+
+    Args:
+        spec: The modalities.
+        latent_dim: Latent size.
+        feature_dim: Feature size of each encoder's backbone.
+        experts: True: encoders are Gaussian experts; False: plain feature networks (early fusion).
+    """
+    backbones: dict[str, nn.Module] = {}
     decoders: dict[str, nn.Module] = {}
     if spec.image is not None:
-        encoders["image"] = GaussianExpert(ImageFeatureNet(spec.image, feature_dim), feature_dim, latent_dim)
+        backbones["image"] = ImageFeatureNet(spec.image, feature_dim)
         decoders["image"] = ImageDecoder(spec.image, latent_dim)
     for name, size in spec.vectors.items():
-        encoders[name] = GaussianExpert(VectorFeatureNet(size, feature_dim), feature_dim, latent_dim)
+        backbones[name] = VectorFeatureNet(size, feature_dim)
         decoders[name] = VectorDecoder(latent_dim, size)
-    return encoders, decoders
+    if not experts:
+        return backbones, decoders
+    return {m: GaussianExpert(net, feature_dim, latent_dim) for m, net in backbones.items()}, decoders

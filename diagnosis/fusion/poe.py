@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 import torch
 
-from diagnosis.fusion.base import MultimodalVAE
+from diagnosis.fusion.base import ExpertFusionVAE
 from diagnosis.fusion.gaussian import Gaussian, product_of_experts
 
 __all__ = ["PoEVAE"]
 
 
-class PoEVAE(MultimodalVAE):
+class PoEVAE(ExpertFusionVAE):
     """Fuses the present experts by a precision-weighted product; a case with one modality still gets a latent.
 
     Examples:
@@ -28,7 +28,5 @@ class PoEVAE(MultimodalVAE):
         """Product of the experts present in each sample with the prior N(0, I)."""
         names = [m for m in self.modalities if m in experts]
         if not names:
-            batch = next(iter(masks.values())).shape[0]
-            zeros = torch.zeros(batch, self.config.latent_dim, device=next(self.parameters()).device)
-            return Gaussian(zeros, zeros.clone())
+            return self.prior(masks)
         return product_of_experts([experts[m] for m in names], [masks[m] for m in names])

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from diagnosis.classify.model import DiagnosisModel, ModelSpec
+from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.features.image import load_backbone_weights
 from diagnosis.training.data import FeatureTable
 
@@ -90,6 +91,39 @@ def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: t
     return float(grid[int(nll.argmin())])
 
 
+@torch.no_grad()
+def _posterior_rows(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances ``(N, D)`` and labels ``(N,)`` of the usable, labelled rows."""
+    mus, logvars, labels = [], [], []
+    for start in range(0, len(table), 256):
+        inputs, masks, targets = table.batch(slice(start, start + 256), device)
+        keep = (targets >= 0) & torch.stack(list(masks.values())).any(0)
+        q = model.vae.posterior(inputs, masks)
+        mus.append(q.mu[keep]), logvars.append(q.logvar[keep]), labels.append(targets[keep])
+    return torch.cat(mus), torch.cat(logvars), torch.cat(labels)
+
+
+@torch.no_grad()
+def _conformal(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> float:
+    """Split-conformal threshold from the validation rows at the spec's coverage."""
+    mu, _, labels = _posterior_rows(model, table, device)
+    probs = model.classify(mu).cpu().numpy()
+    return conformal_threshold(probs, labels.cpu().numpy(), model.spec.conformal_coverage)
+
+
+@torch.no_grad()
+def _fit_class_latents(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> None:
+    """Per-class diagonal Gaussian of the training latents (aggregate posterior) for class-conditional sampling."""
+    mu, logvar, labels = _posterior_rows(model, table, device)
+    for c in range(len(model.spec.label_names)):
+        rows = labels == c
+        if int(rows.sum()) == 0:
+            continue
+        mean = mu[rows].mean(0)
+        var = mu[rows].var(0, unbiased=False) + logvar[rows].exp().mean(0)  # spread of means + posterior width
+        model.class_mean[c], model.class_logvar[c] = mean, var.clamp(min=1e-6).log()
+
+
 def fit(
     spec: ModelSpec,
     train: FeatureTable,
@@ -122,7 +156,8 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     model = DiagnosisModel(spec).to(device)
     if config.image_weights and "image" in model.vae.encoders:
-        load_backbone_weights(model.vae.encoders["image"].backbone.net, config.image_weights)
+        image = model.vae.encoders["image"]
+        load_backbone_weights(getattr(image, "backbone", image).net, config.image_weights)  # experts wrap the net
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, -(-len(train) // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
@@ -164,4 +199,6 @@ def fit(
         best_epoch = len(history)
     if val is not None and len(val):
         model.temperature.fill_(_calibrate_temperature(model, val, device))
+        model.conformal_threshold.fill_(_conformal(model, val, device))
+    _fit_class_latents(model, train, device)
     return FitResult(model=model.eval(), best_epoch=best_epoch, history=history, seconds=time.perf_counter() - started)

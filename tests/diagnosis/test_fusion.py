@@ -6,12 +6,28 @@ import pytest
 import torch
 
 from diagnosis.features import ImagePreprocessing
-from diagnosis.fusion import FusionConfig, Gaussian, ModalitySpec, build_fusion, kl_to_standard_normal, product_of_experts
+from diagnosis.fusion import (
+    FUSIONS,
+    FusionConfig,
+    Gaussian,
+    ModalitySpec,
+    build_fusion,
+    kl_to_standard_normal,
+    mixture_moments,
+    product_of_experts,
+)
+
+EXPECTED_TERMS = {
+    "poe": ["joint", "image", "text"],
+    "moe": ["image", "text", "joint"],
+    "mopoe": ["image", "text", "image+text", "joint"],
+    "concat": ["joint", "image", "text"],
+}
 
 
-def _vae(dims: int = 2):  # noqa: ANN202
+def _vae(dims: int = 2, fusion: str = "poe"):  # noqa: ANN202
     spec = ModalitySpec(image=ImagePreprocessing(spatial_dims=dims, size=16), vectors={"text": 12})
-    return build_fusion(spec, FusionConfig(latent_dim=6, feature_dim=16))
+    return build_fusion(spec, FusionConfig(fusion=fusion, latent_dim=6, feature_dim=16))
 
 
 def _batch(dims: int = 2, b: int = 4) -> tuple[dict, dict]:
@@ -32,13 +48,24 @@ def test_product_of_experts_matches_closed_form() -> None:
     assert torch.allclose(none.mu, torch.zeros(1, 1)) and torch.allclose(kl_to_standard_normal(none), torch.zeros(1))
 
 
+def test_mixture_moments_match_a_two_component_mixture() -> None:
+    a = Gaussian(torch.tensor([[0.0]]), torch.zeros(1, 1))
+    b = Gaussian(torch.tensor([[2.0]]), torch.zeros(1, 1))
+    q = mixture_moments([a, b], [torch.tensor([True]), torch.tensor([True])])
+    assert torch.allclose(q.mu, torch.tensor([[1.0]])) and torch.allclose(q.logvar.exp(), torch.tensor([[2.0]]))
+    one = mixture_moments([a, b], [torch.tensor([False]), torch.tensor([True])])
+    assert torch.allclose(one.mu, b.mu) and torch.allclose(one.logvar, b.logvar, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
 @pytest.mark.parametrize("dims", [2, 3])
-def test_poe_forward_shapes_and_gradients(dims: int) -> None:
-    vae = _vae(dims)
+def test_forward_shapes_and_gradients(dims: int, fusion: str) -> None:
+    vae = _vae(dims, fusion)
     inputs, masks = _batch(dims)
     out = vae(inputs, masks, beta=1.0)
-    assert [t.name for t in out.terms] == ["joint", "image", "text"]
-    assert out.terms[1].valid.tolist() == [True, True, False, True]  # image subset: only cases with an image
+    assert [t.name for t in out.terms] == EXPECTED_TERMS[fusion]
+    image_term = next(t for t in out.terms if t.name == "image")
+    assert image_term.valid.tolist() == [True, True, False, True]  # image subset: only cases with an image
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     out.loss.backward()
     for name in ("image", "text"):
@@ -48,8 +75,9 @@ def test_poe_forward_shapes_and_gradients(dims: int) -> None:
     assert recon["image"].shape == (2, 1, *(16,) * dims) and recon["text"].shape == (2, 12)
 
 
-def test_missing_modality_changes_only_its_cases() -> None:
-    vae = _vae().eval()
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_missing_modality_changes_only_its_cases(fusion: str) -> None:
+    vae = _vae(fusion=fusion).eval()
     inputs, masks = _batch()
     full = vae.posterior(inputs, masks)
     changed = dict(inputs, text=inputs["text"] + 5.0)

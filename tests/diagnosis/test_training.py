@@ -42,6 +42,11 @@ def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path) -> None:
     metrics = classification_metrics(test.labels, preds.probabilities, spec.label_names)
     assert metrics["accuracy"] > 0.85 and metrics["macro_auc"] > 0.9
     assert np.allclose(preds.probabilities.sum(1), 1.0, atol=1e-5) and preds.latents.shape == (80, 4)
+    assert preds.uncertainty.shape == (80,) and (preds.uncertainty >= 0).all() and (preds.uncertainty <= np.log(2) + 1e-6).all()
+    assert 0 <= float(result.model.conformal_threshold) < 1 and preds.sets.any(1).all()
+    assert preds.sets[np.arange(80), test.labels].mean() >= 0.8  # coverage 0.9 targeted on val
+    # per-class latent Gaussians were fitted and separate the classes
+    assert float((result.model.class_mean[0] - result.model.class_mean[1]).norm()) > 0.1
     assert preds.modalities[int(np.argmin(test.masks["text"]))] == ["image"]
     save_model(result.model, tmp_path / "ckpt")
     loaded = load_model(tmp_path / "ckpt")

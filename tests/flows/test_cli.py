@@ -68,6 +68,28 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
     assert "H-missing" in run(home, "cases", "--status", "rejected")
 
 
+def test_augment_adds_synthetic_cases_that_are_never_evaluated(home: Path, mixed_manifest: Path) -> None:
+    report_path = mixed_manifest.parent / "before.json"
+    run(home, "evaluate", "--split", "all", "--json", str(report_path))
+    evaluated_before = json.loads(report_path.read_text())["n"]
+    out = json.loads(run(home, "augment", "--label", "pneumothorax", "--n", "6", "--seed", "1"))
+    assert out["created"] == 6 and 0.0 <= out["in_class"] <= 1.0 and 0.0 <= out["text_coherence"] <= 1.0
+    synthetic = [json.loads(line) for line in run(home, "cases", "--json", "--limit", "0").splitlines()]
+    synthetic = [row for row in synthetic if row["is_synthetic"]]
+    assert len(synthetic) == 6 and all(r["label"] == "pneumothorax" and r["has_image"] and r["has_text"] for r in synthetic)
+    assert json.loads(run(home, "diagnose"))["predicted"] == 0  # synthetic cases are not diagnosed
+    run(home, "evaluate", "--split", "all", "--json", str(report_path))
+    assert json.loads(report_path.read_text())["n"] == evaluated_before  # nor evaluated
+    assert "model version 2" in run(home, "train", "--epochs", "1", "--augment", "--fusion", "mopoe")
+    from db import list_flow_runs, session_scope
+
+    with session_scope(f"sqlite:///{home / 'diagnosis.db'}") as session:
+        train_run = next(r for r in list_flow_runs(session) if r.flow_name == "train")
+    assert train_run.counts["synthetic"] == 6 and train_run.model_version_id == 2
+    unknown = runner.invoke(app, ["--home", str(home), "augment", "--label", "nope"])
+    assert unknown.exit_code == 1 and "unknown diagnosis" in unknown.output
+
+
 def test_evaluate_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--home", str(tmp_path), "evaluate"])
     assert result.exit_code == 1 and "diagnosis train" in result.output

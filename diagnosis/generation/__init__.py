@@ -1,0 +1,7 @@
+"""Generation stage: class-conditional samples from the fusion model's latent space, cross-modal look-ups."""
+
+from __future__ import annotations
+
+from diagnosis.generation.sampling import GeneratedSamples, cross_modal_coherence, nearest_rows, sample_class
+
+__all__ = ["GeneratedSamples", "cross_modal_coherence", "nearest_rows", "sample_class"]

@@ -1,0 +1,97 @@
+"""Augment flow: class-conditional synthetic cases (latent -> decoded image + nearest real symptom text)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from pathlib import Path
+
+import numpy as np
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import db
+from diagnosis.device import resolve_device
+from diagnosis.generation import GeneratedSamples, cross_modal_coherence, nearest_rows, sample_class
+from diagnosis.ingest.images import file_sha256
+from diagnosis.synthetic import write_image
+from diagnosis.training import load_model
+from flows.common import text_encoder
+from flows.diagnose import resolve_model
+from flows.tracking import recorded_run
+
+__all__ = ["augment_flow"]
+
+logger = logging.getLogger("flows")
+
+
+def _save_image(pixels: np.ndarray, path: Path) -> db.ImageIn:
+    """Write one decoded ``(1, *grid)`` image in [0, 1] as PNG (2D) or NIfTI (3D)."""
+    grid = pixels[0]
+    if grid.ndim == 2:  # MONAI's PIL reader transposes on load: store the transpose so a re-read matches the model
+        path = path.with_suffix(".png")
+        write_image(np.ascontiguousarray((grid.T * 255).round().astype(np.uint8)), path)
+    else:
+        path = path.with_suffix(".nii.gz")
+        write_image((grid * 1000).round().astype(np.int16), path)
+    fmt = "png" if grid.ndim == 2 else "nifti"
+    return db.ImageIn(path=str(path), sha256=file_sha256(path), format=fmt, shape=tuple(grid.shape), spacing=None)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def real_texts(db_url: str) -> tuple[list[str], list[str]]:
+    """Real (non-synthetic) labelled symptom texts of the training split, with their labels."""
+    texts, labels = [], []
+    with db.session_scope(db_url) as session:
+        for batch in db.iter_case_inputs(session, splits=["train"], labelled_only=True):
+            for case in batch:
+                if case.text:
+                    texts.append(case.text), labels.append(case.label or "")
+    return texts, labels
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def store_samples(samples: GeneratedSamples, texts: list[str | None], label: str, version: int, out_dir: Path, db_url: str) -> int:
+    """Write images and store the samples as synthetic training cases."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for i in range(len(samples.latents)):
+        key = f"AUG-v{version}-{label}-{uuid.uuid4().hex[:10]}"
+        image = _save_image(samples.outputs["image"][i], out_dir / key) if "image" in samples.outputs else None
+        cases.append(db.CaseIn(case_key=key, patient_key=None, label=label, split="train", text=texts[i], image=image,
+                               source=f"augment: model version {version}", is_synthetic=True))
+    with db.session_scope(db_url) as session:
+        return db.upsert_cases(session, cases).created
+
+
+@flow(name="augment")
+def augment_flow(db_url: str, home: str, label: str, n: int, model: str = "latest", seed: int | None = None,
+                 device: str = "auto") -> dict:
+    """Generate ``n`` synthetic cases of ``label`` and store them flagged synthetic (never evaluated).
+
+    Each call draws fresh samples unless ``seed`` is given, so "generate more" adds new cases.
+
+    Returns:
+        ``created``, the share of samples the model itself diagnoses as ``label`` (``in_class``) and the
+        cross-modal coherence (share whose nearest real text carries ``label``; NaN without texts).
+    """
+    with recorded_run(db_url, "augment") as run:
+        version = resolve_model(db_url, model)
+        run.model_version_id = version.id
+        net = load_model(version.checkpoint_path, resolve_device(device))
+        samples = sample_class(net, label, n, seed=secrets.randbits(31) if seed is None else seed)
+        texts: list[str | None] = [None] * n
+        coherence = float("nan")
+        encoder = text_encoder(net.spec.text, Path(home) / "cache")
+        if "text" in samples.outputs and encoder is not None:
+            bank, bank_labels = real_texts(db_url)
+            if bank:
+                neighbours = nearest_rows(samples.outputs["text"], encoder.encode(bank), k=3)
+                texts = [bank[row[0]] for row in neighbours]
+                coherence = cross_modal_coherence([label] * n, np.array(bank_labels), neighbours)
+        created = store_samples(samples, texts, label, version.id, Path(home) / "augment" / f"v{version.id}" / label, db_url)
+        in_class = float((samples.probabilities.argmax(1) == version.label_names.index(label)).mean())
+        run.add(created=created)
+        logger.info("augment: %d synthetic %s cases (%.0f%% diagnosed in class)", created, label, 100 * in_class)
+        return {"created": created, "label": label, "in_class": in_class, "text_coherence": coherence}
