@@ -1,0 +1,9 @@
+"""Benchmark protocols of ``shared/benchmarks.md`` implemented as library code (the CLI prints and saves them)."""
+
+from __future__ import annotations
+
+from diagnosis.benchmarks.p1 import MODES, P1Config, binary_metrics, choose_threshold, p1_tables, run_p1
+from diagnosis.benchmarks.p1_data import P1Data, P1Split, load_p1, rare_subsample
+
+__all__ = ["MODES", "P1Config", "P1Data", "P1Split", "binary_metrics", "choose_threshold", "load_p1", "p1_tables",
+           "rare_subsample", "run_p1"]
