@@ -31,7 +31,7 @@ def demo_flow(db_url: str, home: str, cases: int = 600, dims: int = 2, epochs: i
     out_dir = Path(home) / "demo-data" / f"{dims}d-{cases}-seed{seed}"
     manifest = generate_task(str(out_dir), cases, dims, seed)
     logger.info("generated %d cases under %s", cases, out_dir)
-    ingest_flow(manifest, db_url)
+    ingest_flow(manifest, db_url, home=home)
     version = train_flow(db_url, home, epochs=epochs, device=device, seed=seed)
     diagnose_flow(db_url, home, model=str(version), device=device)
     return evaluate_flow(db_url, model=str(version), split="test")

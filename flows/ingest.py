@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -10,12 +11,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import db
-from diagnosis.ingest import ManifestRow, ValidatedCase, read_manifest, validate_row
+from diagnosis.ingest import IngestOptions, ManifestRow, ValidatedCase, load_pseudonym_key, read_manifest, validate_row
+from diagnosis.settings import Settings
 from flows.tracking import recorded_run
 
-__all__ = ["ingest_flow", "to_store"]
+__all__ = ["MAX_LISTED_PROBLEMS", "ingest_flow", "ingest_summary", "to_store"]
 
 logger = logging.getLogger("flows")
+
+MAX_LISTED_PROBLEMS = 200  # the result lists at most this many problems; the rest are counted (memory stays flat)
 
 
 def to_store(case: ValidatedCase, source: str | None) -> db.CaseIn:
@@ -31,9 +35,9 @@ def to_store(case: ValidatedCase, source: str | None) -> db.CaseIn:
 
 
 @task(cache_policy=NO_CACHE)
-def validate_batch(rows: list[ManifestRow], base_dir: Path) -> list[ValidatedCase]:
-    """Validate a batch of manifest rows (images are read and checked)."""
-    return [validate_row(row, base_dir) for row in rows]
+def validate_batch(rows: list[ManifestRow], base_dir: Path, options: IngestOptions) -> list[ValidatedCase]:
+    """Validate a batch of manifest rows (images are read and checked, DICOM copied de-identified)."""
+    return [validate_row(row, base_dir, options) for row in rows]
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
@@ -43,28 +47,72 @@ def store_batch(cases: list[ValidatedCase], db_url: str, source: str) -> db.Upse
         return db.upsert_cases(session, [to_store(c, source) for c in cases])
 
 
+def _problems(cases: Sequence[ValidatedCase], outcome: db.UpsertOutcome) -> list[dict[str, object]]:
+    """Rejected rows and store conflicts of one batch, as ``{kind, line, case_id, reason}``."""
+    lines = {c.case_id: c.line for c in cases}  # a duplicate's conflict is reported at its last line
+    found: list[dict[str, object]] = [
+        {"kind": "rejected", "line": c.line, "case_id": c.case_id, "reason": c.error} for c in cases if c.status == "rejected"
+    ]
+    found += [{"kind": "conflict", "line": lines.get(key), "case_id": key, "reason": reason} for key, reason in outcome.conflicts]
+    return found
+
+
 @flow(name="ingest")
-def ingest_flow(manifest: str, db_url: str, batch_size: int = 256) -> dict[str, int]:
+def ingest_flow(manifest: str, db_url: str, batch_size: int = 256, home: str | None = None,
+                labels: list[str] | None = None, allow_outside_paths: bool = False) -> dict[str, object]:
     """Ingest every row of ``manifest`` into the store.
+
+    Policy (see also :func:`db.upsert_cases`): a re-ingest of the same content changes nothing; a case stored as
+    rejected is replaced by a corrected row; a case stored as ingested is never overwritten by different content —
+    the row is reported as a *conflict* (use a new ``case_id`` for new content).
 
     Args:
         manifest: CSV path (``case_id, patient_id, image, text, label, split``).
         db_url: Store URL.
         batch_size: Rows validated and written per task.
+        home: Diagnosis home: holds the pseudonymisation key (``secrets/pseudonym.key`` unless
+            ``DIAGNOSIS_PSEUDONYM_KEY`` is set) and the de-identified DICOM copies (``deid/``); default as the CLI's.
+        labels: Allowed labels; ``None`` accepts any label.
+        allow_outside_paths: Accept image paths resolving outside the manifest's folder.
 
     Returns:
-        Counts: ``rows``, ``ingested``, ``rejected``, ``created``, ``unchanged``, ``replaced``, ``conflicts``.
+        Counts ``rows``, ``ingested``, ``rejected``, ``created``, ``unchanged``, ``replaced``, ``conflicts``; plus
+        ``problems`` (up to :data:`MAX_LISTED_PROBLEMS` dicts with ``kind``, ``line``, ``case_id``, ``reason``) and
+        ``problems_not_listed``.
+
+    Raises:
+        ManifestError: The manifest as a whole cannot be read.
     """
     path = Path(manifest).resolve()
+    home_path = Path(home) if home else Settings.from_env().home
+    options = IngestOptions(labels=tuple(labels) if labels else None, allow_outside_paths=allow_outside_paths,
+                            pseudonym_key=load_pseudonym_key(home_path), deid_dir=home_path / "deid")
+    problems: list[dict[str, object]] = []
+    not_listed = 0
     with recorded_run(db_url, "ingest") as run:
         rows = read_manifest(path)
         while batch := list(islice(rows, batch_size)):
-            cases = validate_batch(batch, path.parent)
+            cases = validate_batch(batch, path.parent, options)
             outcome = store_batch(cases, db_url, str(path))
             rejected = sum(c.status == "rejected" for c in cases)
             run.add(rows=len(cases), ingested=len(cases) - rejected, rejected=rejected, created=outcome.created,
                     unchanged=outcome.unchanged, replaced=outcome.replaced, conflicts=len(outcome.conflicts))
-            for key, reason in outcome.conflicts[:20]:
-                logger.warning("case %s not stored: %s", key, reason)
-            logger.info("ingest: %d rows read", run.counts["rows"])
-        return dict(run.counts)
+            found = _problems(cases, outcome)
+            room = max(0, MAX_LISTED_PROBLEMS - len(problems))
+            problems += found[:room]
+            not_listed += len(found) - len(found[:room])
+            logger.info("ingest: %d rows read, %d rejected, %d conflicts so far", run.counts["rows"],
+                        run.counts["rejected"], run.counts["conflicts"])
+        return {**run.counts, "problems": problems, "problems_not_listed": not_listed}
+
+
+def ingest_summary(result: dict[str, object]) -> str:
+    """A human-readable summary of an ingest result: counts, then one line per rejected row or conflict."""
+    counts = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, int) and k != "problems_not_listed")
+    lines = [f"ingest: {counts}"]
+    for problem in result.get("problems", []):  # type: ignore[union-attr]
+        where = f"line {problem['line']}" if problem.get("line") else "line ?"
+        lines.append(f"  {problem['kind']:<8} {where:<10} {problem['case_id']}: {problem['reason']}")
+    if result.get("problems_not_listed"):
+        lines.append(f"  … and {result['problems_not_listed']} more; see `diagnosis cases --status rejected`")
+    return "\n".join(lines)

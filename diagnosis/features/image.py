@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.networks.nets import Regressor
-from monai.transforms import Resize, ScaleIntensityRangePercentiles
+from monai.transforms import Resize, ScaleIntensityRange, ScaleIntensityRangePercentiles
 from torch import nn
 
 from diagnosis.ingest.images import ImageError, LoadedImage, load_image
@@ -31,6 +31,15 @@ class ImagePreprocessing:
     size: int = 32  # side of the square / cubic input grid
     lower_percentile: float = 0.5  # intensity mapped to 0
     upper_percentile: float = 99.5  # intensity mapped to 1
+    intensity: str = "percentile"  # "percentile" (per image) or "window" (fixed, e.g. a CT window in HU)
+    window_center: float = 40.0  # window mode: centre of the window (40 HU: soft tissue)
+    window_width: float = 400.0  # window mode: width of the window (400 HU: soft tissue)
+
+    def __post_init__(self) -> None:
+        if self.intensity not in ("percentile", "window"):
+            raise ValueError(f"intensity must be 'percentile' or 'window', not {self.intensity!r}")
+        if self.window_width <= 0:
+            raise ValueError(f"window_width must be positive, got {self.window_width}")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -60,9 +69,13 @@ def preprocess_image(image: LoadedImage, config: ImagePreprocessing) -> np.ndarr
         raise ImageError(f"a {dims}D image cannot feed a {config.spatial_dims}D model")
     while array.ndim - 1 > config.spatial_dims:
         array = array[..., array.shape[-1] // 2]
-    scale = ScaleIntensityRangePercentiles(
-        lower=config.lower_percentile, upper=config.upper_percentile, b_min=0.0, b_max=1.0, clip=True
-    )
+    if config.intensity == "window":
+        low = config.window_center - config.window_width / 2
+        scale = ScaleIntensityRange(a_min=low, a_max=low + config.window_width, b_min=0.0, b_max=1.0, clip=True)
+    else:
+        scale = ScaleIntensityRangePercentiles(
+            lower=config.lower_percentile, upper=config.upper_percentile, b_min=0.0, b_max=1.0, clip=True
+        )
     resize = Resize(spatial_size=(config.size,) * config.spatial_dims, mode="area")
     out = resize(scale(torch.as_tensor(array)))
     return np.asarray(out, dtype=np.float32)

@@ -1,8 +1,16 @@
 """Reading medical images through MONAI ``LoadImage`` and checking that they are usable.
 
-Supported files: PNG / JPEG (2D, grayscale or RGB), NIfTI ``.nii`` / ``.nii.gz`` (2D, 3D, 4D), DICOM ``.dcm`` and
-NumPy ``.npy``. Every reader returns a channel-first float array; colour and 4D channels are averaged into one
-channel, singleton spatial axes are dropped.
+Supported inputs: PNG / JPEG (2D, grayscale or RGB), NIfTI ``.nii`` / ``.nii.gz`` (2D, 3D, 4D), DICOM ``.dcm``
+files, DICOM **series folders** (see :mod:`diagnosis.ingest.dicom`) and NumPy ``.npy``. Every reader returns a
+channel-first float array; colour channels are averaged into one channel, singleton spatial axes are dropped.
+
+Policies:
+
+- **4D NIfTI** (``X, Y, Z, T``): the first volume (``t = 0``) is used; the other time points / channels are ignored.
+- **Content beats extension**: the first bytes are sniffed (:mod:`diagnosis.ingest.sniff`) and a file whose content
+  is another format than its extension says is rejected.
+- **Size before reading**: the declared shape is read from the header first, so an absurdly large image is
+  rejected without being decoded.
 """
 
 from __future__ import annotations
@@ -16,11 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from diagnosis.ingest.dicom import DicomError, dicom_files, read_dicom, series_volume
+from diagnosis.ingest.sniff import sniff_format
+
 __all__ = [
     "IMAGE_FORMATS",
     "ImageError",
     "ImageInfo",
     "LoadedImage",
+    "content_sha256",
     "file_sha256",
     "image_format",
     "load_image",
@@ -41,6 +53,7 @@ IMAGE_FORMATS: dict[str, str] = {
 }
 MAX_VOXELS = 512 * 512 * 512  # larger images are rejected as absurd rather than exhausting memory
 MIN_SIDE = 8  # smaller spatial sides carry no usable structure
+SERIES_FORMAT = "dicom"  # format recorded for a DICOM series folder
 
 
 class ImageError(ValueError):
@@ -88,6 +101,17 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def content_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, or of a series folder's file names and file hashes (in name order)."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for item in dicom_files(path):
+        digest.update(f"{item.name}\0{file_sha256(item)}\n".encode())
+    return digest.hexdigest()
+
+
 @lru_cache(maxsize=1)
 def _loader():  # noqa: ANN202 - MONAI transform
     """One shared MONAI ``LoadImage`` (construction scans readers, so do it once)."""
@@ -101,39 +125,99 @@ def _loader():  # noqa: ANN202 - MONAI transform
 
 
 def load_image(path: str | Path) -> LoadedImage:
-    """Load an image file as a one-channel float32 array.
+    """Load an image file or a DICOM series folder as a one-channel float32 array.
 
     Args:
-        path: Image file.
+        path: Image file, or a folder holding the files of one DICOM series.
 
     Returns:
         The image, channel-first ``(1, *spatial)`` with 2 or 3 spatial axes, and its spacing.
 
     Raises:
-        ImageError: Missing, empty, unreadable, non-finite or wrongly shaped images.
+        ImageError: Missing, empty, unreadable, mislabelled, oversized, non-finite, constant or wrongly shaped
+            images; DICOM without pixel data.
     """
     path = Path(path)
+    if path.is_dir():
+        try:
+            volume, spacing = series_volume(path)
+        except DicomError as error:
+            raise ImageError(str(error)) from error
+        return _finish(volume[None], spacing, path)
+    if not path.exists():
+        raise ImageError(f"image file not found: {path.name}; check the path in the manifest (relative to its folder)")
     if not path.is_file():
-        raise ImageError(f"image file not found: {path}")
+        raise ImageError(f"image path {path.name} is neither a file nor a folder")
     if path.stat().st_size == 0:
-        raise ImageError(f"image file is empty (0 bytes): {path.name}")
-    image_format(path)
+        raise ImageError(f"image file is empty (0 bytes): {path.name}; re-export it")
+    fmt = image_format(path)
+    _check_content(path, fmt)
+    _check_declared_shape(path, fmt)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = _loader()(str(path))
     except Exception as error:  # MONAI wraps reader errors in many types
-        raise ImageError(f"cannot read image {path.name}: {type(error).__name__}: {str(error)[:200]}") from error
+        raise ImageError(f"cannot read image {path.name} (corrupt or truncated?): {type(error).__name__}: {str(error)[:200]}") from error
     array = np.asarray(image, dtype=np.float32)
-    spacing = _spacing(image)
+    if fmt == "nifti" and array.shape[0] > 1:
+        array = array[:1]  # 4D NIfTI: MONAI moves the 4th axis to channels; the policy keeps the first volume
+    return _finish(array, _spacing(image), path)
+
+
+def _finish(array: np.ndarray, spacing: tuple[float, ...] | None, path: Path) -> LoadedImage:
+    """Average channels, drop singleton axes, align the spacing and run the usability checks."""
     array = array.mean(axis=0, keepdims=True) if array.shape[0] > 1 else array
     spatial = [side for side in array.shape[1:] if side > 1] or list(array.shape[1:])
     if spacing is not None and len(spacing) != len(spatial):
         kept = [s for s, side in zip(spacing, array.shape[1:], strict=False) if side > 1]
         spacing = tuple(kept) if len(kept) == len(spatial) else None
-    array = array.reshape(1, *spatial)
+    array = array.reshape(1, *spatial).astype(np.float32, copy=False)
     _check(array, path)
     return LoadedImage(array=array, spacing=spacing)
+
+
+def _check_content(path: Path, fmt: str) -> None:
+    """Reject files whose first bytes say they are another format than their extension."""
+    content = sniff_format(path)
+    if content == fmt or (fmt == "dicom" and content is None):  # DICOM without the 128-byte preamble exists
+        return
+    if fmt == "nifti" and content == "gzip":
+        raise ImageError(f"{path.name}: gzip data without a NIfTI header (corrupt, truncated or not NIfTI); re-export it")
+    found = f"{content} data" if content else "not a recognised image format"
+    raise ImageError(
+        f"{path.name}: the extension says {fmt} but the content is {found}; fix the extension or re-export the file"
+    )
+
+
+def _check_declared_shape(path: Path, fmt: str) -> None:
+    """Read the shape from the header alone and reject absurd sizes and dimensionalities before decoding."""
+    try:
+        if fmt == "nifti":
+            import nibabel as nib
+
+            shape = tuple(int(s) for s in nib.load(path).shape)
+            if len(shape) > 4:
+                raise ImageError(f"{path.name}: NIfTI with {len(shape)} axes {shape}; at most 4 (X, Y, Z, T) are supported")
+            shape = shape[:3]  # 4D policy: one volume is read
+        elif fmt in ("png", "jpeg"):
+            from PIL import Image
+
+            with Image.open(path) as picture:
+                shape = picture.size
+        elif fmt == "npy":
+            shape = tuple(np.load(path, mmap_mode="r").shape)
+        else:
+            ds = read_dicom(path)
+            shape = (int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), int(ds.get("NumberOfFrames", 1) or 1))
+    except DicomError as error:
+        raise ImageError(str(error)) from error
+    except ImageError:
+        raise
+    except Exception as error:  # header parsers raise many types on corrupt input
+        raise ImageError(f"cannot read the header of {path.name} (corrupt or truncated?): {type(error).__name__}: {str(error)[:160]}") from error
+    if int(np.prod(shape, dtype=np.int64)) > MAX_VOXELS:
+        raise ImageError(f"{path.name}: declared size {tuple(shape)} exceeds the limit of {MAX_VOXELS} voxels")
 
 
 def _spacing(image: object) -> tuple[float, ...] | None:
@@ -149,7 +233,9 @@ def _check(array: np.ndarray, path: Path) -> None:
     """Reject arrays no model can use."""
     spatial = array.shape[1:]
     if len(spatial) not in (2, 3):
-        raise ImageError(f"{path.name}: expected a 2D or 3D image, got {len(spatial)} spatial axes {tuple(spatial)}")
+        raise ImageError(
+            f"{path.name}: wrong dimensionality, expected a 2D or 3D image, got {len(spatial)} spatial axes {tuple(spatial)}"
+        )
     if min(spatial) < MIN_SIDE:
         raise ImageError(f"{path.name}: image too small {tuple(spatial)}; each side needs at least {MIN_SIDE} pixels")
     if int(np.prod(spatial)) > MAX_VOXELS:
@@ -169,8 +255,8 @@ def probe_image(path: str | Path) -> ImageInfo:
     loaded = load_image(path)
     return ImageInfo(
         path=str(Path(path).resolve()),
-        sha256=file_sha256(path),
-        format=image_format(path),
+        sha256=content_sha256(path),
+        format=SERIES_FORMAT if Path(path).is_dir() else image_format(path),
         shape=tuple(int(s) for s in loaded.array.shape[1:]),
         spacing=loaded.spacing,
     )

@@ -2,7 +2,12 @@
 
 A manifest has the columns ``case_id`` (required, unique), ``patient_id``, ``image``, ``text``, ``label`` and
 ``split``. Every column but ``case_id`` may be empty, but a row needs an image or a text. Rows are streamed: memory
-does not grow with the manifest. A bad row never stops the batch: it becomes a *rejected* case with a reason.
+does not grow with the manifest. A bad row never stops the batch: it becomes a *rejected* case with a reason
+(see :func:`diagnosis.ingest.validate.validate_row`).
+
+Only a manifest that cannot be read as a whole (missing, not CSV, no ``case_id`` column) is an error. Line-level
+problems travel with the row in :attr:`ManifestRow.problem`: a line with more or fewer fields than the header, and
+bytes that are not UTF-8 (the file is decoded with ``surrogateescape``, so one bad line does not stop the others).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from diagnosis.ingest.images import ImageError, ImageInfo, probe_image
+from diagnosis.ingest.images import ImageInfo
+from diagnosis.ingest.text import MAX_TEXT_CHARS
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -23,14 +29,12 @@ __all__ = [
     "ManifestRow",
     "ValidatedCase",
     "read_manifest",
-    "validate_row",
 ]
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("case_id", "patient_id", "image", "text", "label", "split")
 SPLITS = ("train", "val", "test")
-MAX_TEXT_CHARS = 10_000  # longer symptom notes are rejected: they are almost always pasted documents
 
 
 class ManifestError(ValueError):
@@ -48,6 +52,7 @@ class ManifestRow:
     text: str | None
     label: str | None
     split: str | None
+    problem: str | None = None  # a line-level defect (field count, encoding) that rejects the row
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class ValidatedCase:
     image_path: str | None  # the resolved path, kept even when the image was rejected
     status: str
     error: str | None = None
+    line: int | None = None  # manifest line, for the summary
 
 
 def _cell(row: dict[str, str | None], key: str) -> str | None:
@@ -83,13 +89,13 @@ def read_manifest(path: str | Path) -> Iterator[ManifestRow]:
         One :class:`ManifestRow` per data row.
 
     Raises:
-        ManifestError: The file is missing, empty, not UTF-8 or lacks a ``case_id`` column.
+        ManifestError: The file is missing, not CSV or lacks a ``case_id`` column.
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
             header = [name.strip() for name in (reader.fieldnames or [])]
             if "case_id" not in header:
@@ -101,45 +107,21 @@ def read_manifest(path: str | Path) -> Iterator[ManifestRow]:
                 yield ManifestRow(
                     line=reader.line_num,
                     **{name: _cell(row, name) for name in MANIFEST_COLUMNS},
+                    problem=_problem(row, len(header), reader.line_num),
                 )
-    except UnicodeDecodeError as error:
-        raise ManifestError(f"{path.name} is not UTF-8 text: {error}") from error
     except csv.Error as error:
-        raise ManifestError(f"{path.name} is not valid CSV: {error}") from error
+        raise ManifestError(f"{path.name} is not valid CSV: {error}; fix the quoting near that line") from error
 
 
-def validate_row(row: ManifestRow, base_dir: Path) -> ValidatedCase:
-    """Check one row and probe its image.
-
-    Args:
-        row: The raw row.
-        base_dir: Folder that relative image paths are resolved against (the manifest's folder).
-
-    Returns:
-        The validated case; problems give ``status="rejected"`` and a reason instead of an exception.
-    """
-    case_id = row.case_id or f"<line {row.line}>"
-    image_path = None
-    if row.image:
-        candidate = Path(row.image).expanduser()
-        image_path = str(candidate if candidate.is_absolute() else (base_dir / candidate).resolve())
-    text = row.text
-
-    def reject(reason: str) -> ValidatedCase:
-        return ValidatedCase(case_id, row.patient_id, row.label, row.split, text, None, image_path, "rejected", reason)
-
-    if not row.case_id:
-        return reject(f"line {row.line}: empty case_id")
-    if row.split and row.split not in SPLITS:
-        return reject(f"unknown split {row.split!r}; use one of {', '.join(SPLITS)} or leave it empty")
-    if image_path is None and text is None:
-        return reject("row has neither an image nor a symptom text")
-    if text is not None and len(text) > MAX_TEXT_CHARS:
-        return reject(f"symptom text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
-    info = None
-    if image_path is not None:
-        try:
-            info = probe_image(image_path)
-        except ImageError as error:
-            return reject(str(error))
-    return ValidatedCase(case_id, row.patient_id, row.label, row.split, text, info, image_path, "ingested")
+def _problem(row: dict[str | None, object], n_fields: int, line: int) -> str | None:
+    """Describe a line-level defect of a parsed row, or return ``None``."""
+    extra = row.get(None)
+    if extra:
+        return f"line {line} has {n_fields + len(extra)} fields but the header has {n_fields}; quote cells containing commas"
+    if any(value is None for key, value in row.items() if key is not None):
+        filled = sum(value is not None for key, value in row.items() if key is not None)
+        return f"line {line} has {filled} fields but the header has {n_fields}; every row needs all columns"
+    for value in row.values():
+        if isinstance(value, str) and any("\udc80" <= char <= "\udcff" for char in value):
+            return f"line {line} is not valid UTF-8; re-save the manifest as UTF-8"
+    return None

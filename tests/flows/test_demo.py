@@ -54,7 +54,7 @@ def test_rerunning_ingest_and_diagnose_adds_nothing(demo_report: dict, home: Pat
     manifest = next((home / "demo-data").glob("*/manifest.csv"))
     with db.session_scope(db_url) as session:
         before = (session.scalar(select(func.count()).select_from(Case)), session.scalar(select(func.count()).select_from(Prediction)))
-    counts = ingest_flow(str(manifest), db_url)
+    counts = ingest_flow(str(manifest), db_url, home=str(home))
     assert counts["created"] == 0 and counts["unchanged"] == 100
     assert diagnose_flow(db_url, str(home))["predicted"] == 0
     repeat = diagnose_flow(db_url, str(home), pending=False)

@@ -1,0 +1,82 @@
+"""Image checks: content sniffing against the extension, 4D NIfTI policy, absurd sizes, dimensionality, truncation."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from diagnosis.ingest import ImageError, load_image
+from diagnosis.ingest.sniff import sniff_format
+
+
+def _noise(shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(0).random(shape).astype(np.float32)
+
+
+def test_sniffing_recognises_every_format(tmp_path: Path) -> None:
+    Image.fromarray((_noise((16, 16)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray((_noise((16, 16)) * 255).astype(np.uint8)).save(tmp_path / "a.jpg")
+    nib.save(nib.Nifti1Image(_noise((9, 9, 9)), np.eye(4)), tmp_path / "a.nii")
+    nib.save(nib.Nifti1Image(_noise((9, 9, 9)), np.eye(4)), tmp_path / "a.nii.gz")
+    np.save(tmp_path / "a.npy", _noise((9, 9)))
+    (tmp_path / "a.gz").write_bytes(gzip.compress(b"hello"))
+    found = {p.name: sniff_format(p) for p in tmp_path.iterdir()}
+    assert found == {"a.png": "png", "a.jpg": "jpeg", "a.nii": "nifti", "a.nii.gz": "nifti", "a.npy": "npy", "a.gz": "gzip"}
+
+
+def test_four_d_nifti_keeps_the_first_volume(tmp_path: Path) -> None:
+    series = _noise((10, 11, 12, 3))
+    nib.save(nib.Nifti1Image(series, np.eye(4)), tmp_path / "t.nii.gz")
+    loaded = load_image(tmp_path / "t.nii.gz")
+    assert loaded.array.shape == (1, 10, 11, 12)
+    assert np.allclose(loaded.array[0], series[..., 0])
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("png-as-nifti.nii.gz", lambda p: Image.fromarray(np.eye(16, dtype=np.uint8) * 200).save(p, format="PNG"), "extension says nifti but the content is png"),
+        ("text.png", lambda p: p.write_text("not an image at all"), "not a recognised image format"),
+        ("trunc.nii.gz", lambda p: p.write_bytes(_gz_nifti(p)[:300]), "truncated"),
+        ("line.npy", lambda p: np.save(p, _noise((64,))), "wrong dimensionality"),
+        ("five.nii", lambda p: nib.save(nib.Nifti1Image(_noise((9, 9, 9, 2, 2)), np.eye(4)), p), "at most 4"),
+        ("huge.nii", lambda p: p.write_bytes(_huge_header()), "exceeds the limit"),
+        ("inf.npy", lambda p: np.save(p, np.where(np.eye(16) > 0, np.inf, 1.0)), "NaN or infinite"),
+    ],
+)
+def test_bad_files_are_rejected_with_a_reason(tmp_path: Path, name: str, make, reason: str) -> None:  # noqa: ANN001
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(ImageError, match=reason):
+        load_image(path)
+
+
+def _gz_nifti(path: Path) -> bytes:
+    nib.save(nib.Nifti1Image(_noise((20, 20, 20)), np.eye(4)), path)
+    return path.read_bytes()
+
+
+def _huge_header() -> bytes:
+    """A NIfTI header declaring 1000^3 voxels, without the voxels: caught before any decoding."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((1000, 1000, 1000))
+    header.set_data_dtype(np.uint8)
+    header["vox_offset"] = 352
+    return header.binaryblock + b"\x00" * 4
+
+
+def test_window_intensity_preprocessing_and_old_specs_load() -> None:
+    from diagnosis.features.image import ImagePreprocessing, preprocess_image
+    from diagnosis.ingest import LoadedImage
+
+    ct = LoadedImage(array=np.linspace(-1000, 1000, 32 * 32, dtype=np.float32).reshape(1, 32, 32), spacing=None)
+    window = preprocess_image(ct, ImagePreprocessing(size=32, intensity="window", window_center=0, window_width=200))
+    assert window.min() == 0.0 and window.max() == 1.0 and 0.05 < float((window == 1.0).mean()) < 0.5
+    assert ImagePreprocessing(**{"spatial_dims": 2, "size": 32}).intensity == "percentile"  # older checkpoints
+    with pytest.raises(ValueError, match="window"):
+        ImagePreprocessing(intensity="hu")
