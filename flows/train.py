@@ -75,7 +75,7 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_
 @flow(name="train")
 def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, device: str = "auto",
                image_weights: str | None = None, text_model: str | None = None, seed: int = 0,
-               augment: bool = False) -> int:
+               augment: bool = False, preprocessing: dict | None = None) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -88,6 +88,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         text_model: Local Hugging Face model folder (default: packaged all-MiniLM-L6-v2).
         seed: Random seed.
         augment: Add the stored synthetic cases (``diagnosis augment``) to the training split.
+        preprocessing: The dataset's image preprocessing options (see ``ImagePreprocessing``), recorded with the model.
 
     Returns:
         The new model version id.
@@ -96,7 +97,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
     with recorded_run(db_url, "train") as run:
         splits = load_labelled_cases(db_url, augment)
         encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path / "cache")
-        spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder)
+        spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder, image_options=preprocessing)
         tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights)
         result = fit_task(spec, tables["train"], tables.get("val"), config, device)

@@ -22,7 +22,7 @@ from diagnosis.ingest.images import LoadedImage
 from diagnosis.training import FeatureTable, TrainConfig, fit
 from diagnosis.benchmarks.p1_data import P1Data, P1Split
 
-__all__ = ["MODES", "P1Config", "binary_metrics", "choose_threshold", "p1_tables", "run_p1"]
+__all__ = ["LABELS", "MODES", "mode_view", "P1Config", "binary_metrics", "choose_threshold", "p1_tables", "run_p1"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class P1Config:
     epochs: int = 30  # maximum epochs per model (selection on val)
     batch_size: int = 128  # cases per step
     image_size: int = 32  # 28 px images are resized onto this grid
-    train_limit: int | None = None  # use only the first N training cases (smoke tests)
+    train_limit: int | None = None  # train on a seeded random subset of N cases (smoke tests); the file is class-ordered
     seed: int = 0  # model initialisation and shuffling
 
 
@@ -53,15 +53,16 @@ def _table(split: P1Split, encoder: TextEncoder, image: ImagePreprocessing) -> F
 
 
 def p1_tables(data: P1Data, encoder: TextEncoder, image: ImagePreprocessing, train_limit: int | None = None) -> dict[str, FeatureTable]:
-    """Feature tables of the three splits (train optionally truncated)."""
+    """Feature tables of the three splits (train optionally a ``default_rng(0)`` random subset of ``train_limit``)."""
     splits = dict(data.splits)
-    if train_limit is not None:
+    if train_limit is not None and train_limit < len(splits["train"].labels):
         s = splits["train"]
-        splits["train"] = P1Split(s.images[:train_limit], s.labels[:train_limit], s.texts[:train_limit])
+        keep = np.sort(np.random.default_rng(0).choice(len(s.labels), train_limit, replace=False))
+        splits["train"] = P1Split(s.images[keep], s.labels[keep], [s.texts[i] for i in keep])
     return {name: _table(split, encoder, image) for name, split in splits.items()}
 
 
-def _mode(table: FeatureTable, mode: str) -> FeatureTable:
+def mode_view(table: FeatureTable, mode: str) -> FeatureTable:
     """The table as the mode sees it: a modality withheld, or the text withheld from half the cases."""
     masks = {m: v.copy() for m, v in table.masks.items()}
     if mode == "image":
@@ -98,9 +99,9 @@ def _score(model, tables: dict[str, FeatureTable], device: torch.device) -> dict
     out = {}
     for mode in MODES:
         val_mode = "fused" if mode == "fused_missing50" else mode  # the threshold of the fused model on val
-        p_val = predict(model, _mode(tables["val"], val_mode), device, samples=1).probabilities[:, 1]
+        p_val = predict(model, mode_view(tables["val"], val_mode), device, samples=1).probabilities[:, 1]
         threshold = choose_threshold(tables["val"].labels, p_val)
-        p_test = predict(model, _mode(tables["test"], mode), device, samples=1).probabilities[:, 1]
+        p_test = predict(model, mode_view(tables["test"], mode), device, samples=1).probabilities[:, 1]
         out[mode] = binary_metrics(tables["test"].labels, p_test, threshold)
     return out
 

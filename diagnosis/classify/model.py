@@ -68,7 +68,9 @@ class DiagnosisModel(nn.Module):
         self.register_buffer("class_mean", torch.zeros(len(spec.label_names), latent))
         self.register_buffer("class_logvar", torch.zeros(len(spec.label_names), latent))
 
-    def objective(self, inputs: Tensors, masks: Tensors, targets: torch.Tensor, beta: float) -> VAEOutput:
+    def objective(
+        self, inputs: Tensors, masks: Tensors, targets: torch.Tensor, beta: float, class_weights: torch.Tensor | None = None
+    ) -> VAEOutput:
         """Negative ELBO plus weighted cross-entropy of the head on every subset's posterior mean.
 
         Args:
@@ -76,6 +78,7 @@ class DiagnosisModel(nn.Module):
             masks: Modality -> ``(B,)`` presence.
             targets: ``(B,)`` class ids; ``-1`` for unlabelled samples (ELBO only).
             beta: KL weight for this step.
+            class_weights: Optional ``(C,)`` cross-entropy weights (e.g. inverse class frequency).
         """
         out = self.vae(inputs, masks, beta=beta)
         labelled = targets >= 0
@@ -83,7 +86,7 @@ class DiagnosisModel(nn.Module):
             logits = self.head(term.posterior.mu)  # (B, C)
             keep = term.valid & labelled
             if bool(keep.any()):
-                ce = F.cross_entropy(logits[keep], targets[keep])
+                ce = F.cross_entropy(logits[keep], targets[keep], weight=class_weights)
                 out.loss = out.loss + self.spec.fusion.classifier_weight * ce
                 out.metrics[f"ce_{term.name}"] = float(ce.detach())
         return out

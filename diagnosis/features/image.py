@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.networks.nets import Regressor
-from monai.transforms import Resize, ScaleIntensityRange, ScaleIntensityRangePercentiles
+from monai.data import MetaTensor
+from monai.transforms import Orientation, Resize, Spacing, ScaleIntensityRange, ScaleIntensityRangePercentiles
 from torch import nn
 
 from diagnosis.ingest.images import ImageError, LoadedImage, load_image
@@ -34,12 +35,20 @@ class ImagePreprocessing:
     intensity: str = "percentile"  # "percentile" (per image) or "window" (fixed, e.g. a CT window in HU)
     window_center: float = 40.0  # window mode: centre of the window (40 HU: soft tissue)
     window_width: float = 400.0  # window mode: width of the window (400 HU: soft tissue)
+    orientation: str | None = None  # 3D volumes: reorient to these axis codes first (e.g. "RAS"); None keeps the file's
+    target_spacing: tuple[float, ...] | None = None  # 3D volumes: resample to this voxel size (mm) before resizing
 
     def __post_init__(self) -> None:
         if self.intensity not in ("percentile", "window"):
             raise ValueError(f"intensity must be 'percentile' or 'window', not {self.intensity!r}")
         if self.window_width <= 0:
             raise ValueError(f"window_width must be positive, got {self.window_width}")
+        if self.target_spacing is not None:  # JSON gives a list back: keep the frozen config hashable and comparable
+            object.__setattr__(self, "target_spacing", tuple(float(v) for v in self.target_spacing))
+        if self.target_spacing is not None and (len(self.target_spacing) != 3 or min(self.target_spacing) <= 0):
+            raise ValueError(f"target_spacing needs three positive values in mm, got {self.target_spacing}")
+        if self.orientation is not None and len(self.orientation) != 3:
+            raise ValueError(f"orientation needs three axis codes such as 'RAS', got {self.orientation!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -50,8 +59,9 @@ class ImagePreprocessing:
 def preprocess_image(image: LoadedImage, config: ImagePreprocessing) -> np.ndarray:
     """Bring a loaded image onto the model grid.
 
-    A 3D volume given to a 2D model contributes its middle slice along the last axis. A 2D image cannot feed a 3D
-    model.
+    Volumes with an affine are first reoriented (``orientation``) and resampled (``target_spacing``) with MONAI's
+    ``Orientation`` and ``Spacing``. A 3D volume given to a 2D model then contributes its middle slice along the last
+    axis. A 2D image cannot feed a 3D model.
 
     Args:
         image: Channel-first ``(1, *spatial)`` image.
@@ -67,6 +77,8 @@ def preprocess_image(image: LoadedImage, config: ImagePreprocessing) -> np.ndarr
     dims = array.ndim - 1
     if dims < config.spatial_dims:
         raise ImageError(f"a {dims}D image cannot feed a {config.spatial_dims}D model")
+    if dims == 3 and image.affine is not None and (config.orientation or config.target_spacing):
+        array = _reorient_resample(array, image.affine, config)
     while array.ndim - 1 > config.spatial_dims:
         array = array[..., array.shape[-1] // 2]
     if config.intensity == "window":
@@ -79,6 +91,16 @@ def preprocess_image(image: LoadedImage, config: ImagePreprocessing) -> np.ndarr
     resize = Resize(spatial_size=(config.size,) * config.spatial_dims, mode="area")
     out = resize(scale(torch.as_tensor(array)))
     return np.asarray(out, dtype=np.float32)
+
+
+def _reorient_resample(array: np.ndarray, affine: np.ndarray, config: ImagePreprocessing) -> np.ndarray:
+    """MONAI ``Orientation`` then ``Spacing`` on a ``(1, X, Y, Z)`` volume with its affine."""
+    volume = MetaTensor(torch.as_tensor(array), affine=torch.as_tensor(affine))
+    if config.orientation:
+        volume = Orientation(axcodes=config.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))(volume)
+    if config.target_spacing:
+        volume = Spacing(pixdim=config.target_spacing, mode="bilinear")(volume)
+    return np.asarray(volume, dtype=np.float32)
 
 
 def read_preprocessed(path: str | Path, config: ImagePreprocessing) -> np.ndarray:

@@ -62,10 +62,15 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class LoadedImage:
-    """A loaded image: ``array`` is channel-first float32 ``(1, *spatial)``; ``spacing`` in mm per axis."""
+    """A loaded image: ``array`` is channel-first float32 ``(1, *spatial)``; ``spacing`` in mm per axis.
+
+    ``affine`` is the voxel-to-world matrix (4x4) when the format records one and no axis was dropped; orientation
+    and spacing resampling in preprocessing need it.
+    """
 
     array: np.ndarray
     spacing: tuple[float, ...] | None
+    affine: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,8 @@ def load_image(path: str | Path) -> LoadedImage:
             volume, spacing = series_volume(path)
         except DicomError as error:
             raise ImageError(str(error)) from error
-        return _finish(volume[None], spacing, path)
+        affine = np.diag([*spacing, 1.0]) if spacing is not None and len(spacing) == 3 else None
+        return _finish(volume[None], spacing, path, affine)
     if not path.exists():
         raise ImageError(f"image file not found: {path.name}; check the path in the manifest (relative to its folder)")
     if not path.is_file():
@@ -162,19 +168,22 @@ def load_image(path: str | Path) -> LoadedImage:
     array = np.asarray(image, dtype=np.float32)
     if fmt == "nifti" and array.shape[0] > 1:
         array = array[:1]  # 4D NIfTI: MONAI moves the 4th axis to channels; the policy keeps the first volume
-    return _finish(array, _spacing(image), path)
+    affine = getattr(image, "affine", None)
+    return _finish(array, _spacing(image), path, None if affine is None else np.asarray(affine, dtype=np.float64))
 
 
-def _finish(array: np.ndarray, spacing: tuple[float, ...] | None, path: Path) -> LoadedImage:
+def _finish(array: np.ndarray, spacing: tuple[float, ...] | None, path: Path, affine: np.ndarray | None = None) -> LoadedImage:
     """Average channels, drop singleton axes, align the spacing and run the usability checks."""
     array = array.mean(axis=0, keepdims=True) if array.shape[0] > 1 else array
     spatial = [side for side in array.shape[1:] if side > 1] or list(array.shape[1:])
+    if len(spatial) != array.ndim - 1 or len(spatial) != 3:
+        affine = None  # only kept for volumes whose axes all survive
     if spacing is not None and len(spacing) != len(spatial):
         kept = [s for s, side in zip(spacing, array.shape[1:], strict=False) if side > 1]
         spacing = tuple(kept) if len(kept) == len(spatial) else None
     array = array.reshape(1, *spatial).astype(np.float32, copy=False)
     _check(array, path)
-    return LoadedImage(array=array, spacing=spacing)
+    return LoadedImage(array=array, spacing=spacing, affine=affine)
 
 
 def _check_content(path: Path, fmt: str) -> None:

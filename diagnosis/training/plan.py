@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
 
 from diagnosis.classify.model import ModelSpec
 from diagnosis.features.image import ImagePreprocessing
@@ -31,15 +33,18 @@ def plan_model(
     text_encoder: TextEncoder | None,
     image_size: int = 32,
     probe: int = 32,
+    image_options: Mapping[str, Any] | None = None,
 ) -> ModelSpec:
     """Build the :class:`ModelSpec` that fits the training cases.
 
     Labels are the sorted distinct training labels. The image modality exists when training cases have images; its
-    dimensionality is the most common among the first ``probe`` readable ones. The text modality exists when training
-    cases have texts and a text encoder is given.
+    dimensionality is the most common among the first ``probe`` readable ones; ``image_options`` (a dataset's
+    preprocessing: size, intensity scaling or CT window, orientation, target spacing) override the other
+    :class:`ImagePreprocessing` defaults. The text modality exists when training cases have texts and a text encoder
+    is given.
 
     Raises:
-        ValueError: Fewer than two labels, or no usable modality.
+        ValueError: Fewer than two labels, no usable modality, or unknown preprocessing options.
     """
     labels = tuple(sorted({c.label for c in train if c.label}))
     if len(labels) < 2:
@@ -52,7 +57,13 @@ def plan_model(
             continue
         if sum(dims.values()) >= probe:
             break
-    image = ImagePreprocessing(spatial_dims=dims.most_common(1)[0][0], size=image_size) if dims else None
+    image = None
+    if dims:
+        options = {"size": image_size, **(image_options or {})}
+        unknown = set(options) - {f.name for f in fields(ImagePreprocessing)} | ({"spatial_dims"} & set(options))
+        if unknown:
+            raise ValueError(f"unknown preprocessing option(s) {sorted(unknown)}; spatial_dims comes from the data")
+        image = ImagePreprocessing(spatial_dims=dims.most_common(1)[0][0], **options)
     has_text = text_encoder is not None and any(c.text for c in train)
     vectors = {"text": text_encoder.dim} if has_text and text_encoder is not None else {}
     if image is None and not vectors:

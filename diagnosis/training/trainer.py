@@ -17,7 +17,7 @@ from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.features.image import load_backbone_weights
 from diagnosis.training.data import FeatureTable
 
-__all__ = ["FitResult", "TrainConfig", "fit"]
+__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "inverse_frequency"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class TrainConfig:
     patience: int = 8  # stop after this many epochs without a better validation loss
     seed: int = 0  # initialisation, shuffling and masking
     image_weights: str | None = None  # optional user-supplied weights for the image feature network
+    class_weights: bool = False  # weight the diagnosis loss by inverse training-class frequency
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -89,6 +90,19 @@ def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: t
     grid = torch.exp(torch.linspace(-2.5, 2.5, 201, device=device))
     nll = torch.stack([F.cross_entropy(logits / t, targets[keep]) for t in grid])
     return float(grid[int(nll.argmin())])
+
+
+def inverse_frequency(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """``(C,)`` weights ``N / (C * count_c)`` over labelled rows (absent classes get weight 0)."""
+    counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def calibrate(model: DiagnosisModel, val: FeatureTable, device: torch.device) -> None:
+    """Fit the temperature and the conformal threshold on validation rows (in place)."""
+    model.temperature.fill_(_calibrate_temperature(model, val, device))
+    model.conformal_threshold.fill_(_conformal(model, val, device))
 
 
 @torch.no_grad()
@@ -162,6 +176,7 @@ def fit(
     steps = config.epochs * max(1, -(-len(train) // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(config.seed)
+    weights = inverse_frequency(train.labels, len(spec.label_names)).to(device) if config.class_weights else None
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -175,7 +190,7 @@ def fit(
                 continue  # batch norm needs two samples
             inputs, masks, targets = train.batch(index, device)
             masks = _mask_modalities(masks, spec.fusion.modality_dropout, generator)
-            out = model.objective(inputs, masks, targets, beta)
+            out = model.objective(inputs, masks, targets, beta, weights)
             optimiser.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -198,7 +213,6 @@ def fit(
     else:
         best_epoch = len(history)
     if val is not None and len(val):
-        model.temperature.fill_(_calibrate_temperature(model, val, device))
-        model.conformal_threshold.fill_(_conformal(model, val, device))
+        calibrate(model, val, device)
     _fit_class_latents(model, train, device)
     return FitResult(model=model.eval(), best_epoch=best_epoch, history=history, seconds=time.perf_counter() - started)
