@@ -25,9 +25,8 @@ __all__ = [
     "PAGE_SIZE",
     "QUERY_TTL_S",
     "SPLITS",
+    "case_audit",
     "case_detail",
-    "case_page",
-    "count_cases",
     "filter_options",
     "flow_runs",
     "image_array",
@@ -35,13 +34,18 @@ __all__ = [
     "latest_model",
     "model_names",
     "predicted_label_counts",
+    "review",
+    "sign_in",
     "status_counts",
     "store_url",
+    "submit_review",
+    "worklist_count",
+    "worklist_page",
 ]
 
 QUERY_TTL_S = 30  # seconds a query result is reused; flows writing meanwhile show up after this
 IMAGE_TTL_S = 600  # seconds a loaded image array stays cached
-PAGE_SIZE = 50  # cases per page of the case list
+PAGE_SIZE = 50  # cases per page of the worklist
 SPLITS: tuple[str, ...] = ("train", "val", "test")  # the manifest's split values
 
 
@@ -135,40 +139,47 @@ def filter_options(url: str) -> dict[str, list[str]]:
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def count_cases(
-    url: str,
-    *,
-    status: str | None = None,
-    split: str | None = None,
-    label: str | None = None,
-    predicted_label: str | None = None,
-    search: str | None = None,
-) -> int:
-    """Number of cases matching the filters (see :func:`db.count_cases`)."""
+def worklist_count(url: str, where: db.WorklistFilter) -> int:
+    """Number of worklist rows matching ``where`` (see :func:`db.count_worklist`)."""
     with db.session_scope(url) as session:
-        return db.count_cases(
-            session, status=status, split=split, label=label, predicted_label=predicted_label, search=search
-        )
+        return db.count_worklist(session, where)
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def case_page(
-    url: str,
-    *,
-    status: str | None = None,
-    split: str | None = None,
-    label: str | None = None,
-    predicted_label: str | None = None,
-    search: str | None = None,
-    page: int = 1,
-    page_size: int = PAGE_SIZE,
-) -> list[db.CaseSummary]:
-    """One page (1-indexed) of the filtered case list, ordered by id; never loads the whole table."""
+def worklist_page(url: str, where: db.WorklistFilter, page: int = 1, page_size: int = PAGE_SIZE) -> list[db.WorklistRow]:
+    """One page (1-indexed) of the worklist, most uncertain first; never loads the whole table."""
     with db.session_scope(url) as session:
-        return db.list_cases(
-            session, status=status, split=split, label=label, predicted_label=predicted_label, search=search,
-            limit=page_size, offset=(page - 1) * page_size,
-        )  # fmt: skip
+        return db.list_worklist(session, where, limit=page_size, offset=(page - 1) * page_size)
+
+
+def sign_in(url: str, username: str, password: str) -> db.UserView | None:
+    """Check a sign-in against the stored hash (never cached)."""
+    with db.session_scope(url) as session:
+        return db.authenticate(session, username, password)
+
+
+def review(url: str, case_key: str) -> db.ReviewView | None:
+    """The current review of a case, read fresh: its version guards the review form."""
+    with db.session_scope(url) as session:
+        return db.get_review(session, case_key)
+
+
+def case_audit(url: str, case_key: str) -> list[db.AuditView]:
+    """The audit rows of a case, newest first (read fresh)."""
+    with db.session_scope(url) as session:
+        return db.audit_log(session, case_key=case_key)
+
+
+def submit_review(url: str, **fields: object) -> db.ReviewView:
+    """Store a review through :func:`db.submit_review` and drop cached reads that show reviews.
+
+    Raises:
+        db.StaleReviewError: If someone changed the review since the form was shown.
+    """
+    with db.session_scope(url) as session:
+        stored = db.submit_review(session, **fields)  # type: ignore[arg-type]
+    st.cache_data.clear()
+    return stored
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["display_plane", "intensity_range", "to_uint8"]
+__all__ = ["AXIS_NAMES", "display_plane", "intensity_range", "orthogonal_plane", "to_uint8"]
+
+AXIS_NAMES: tuple[str, ...] = ("sagittal", "coronal", "axial")  # view across axis 0, 1, 2 of an (X, Y, Z) volume
 
 _TRANSPOSED_FORMATS = frozenset({"png", "jpeg", "dicom"})  # MONAI reads these (W, H): transpose back to rows first
 
@@ -70,3 +72,23 @@ def display_plane(array: np.ndarray, image_format: str | None, index: int | None
     if image_format == "nifti":
         return np.rot90(plane)
     return plane
+
+
+def orthogonal_plane(volume: np.ndarray, axis: int, index: int, image_format: str | None) -> np.ndarray:
+    """One of the three orthogonal planes of an ``(X, Y, Z)`` volume, oriented for display.
+
+    Args:
+        volume: ``(X, Y, Z)`` array.
+        axis: 0 (sagittal), 1 (coronal) or 2 (axial, the same plane as :func:`display_plane`).
+        index: Slice along ``axis``.
+        image_format: The stored format (NIfTI planes are rotated so that the second axis points up).
+
+    Returns:
+        The ``(H, W)`` plane.
+
+    Raises:
+        ValueError: If ``volume`` is not 3D or ``axis`` / ``index`` is out of range.
+    """
+    if volume.ndim != 3 or axis not in (0, 1, 2):
+        raise ValueError(f"need a 3D volume and an axis in 0..2, got shape {volume.shape} and axis {axis}")
+    return display_plane(np.moveaxis(volume, axis, -1), image_format, index)

@@ -20,6 +20,7 @@ __all__ = [
     "modalities",
     "probabilities_frame",
     "recall_frame",
+    "worklist_frame",
 ]
 
 METRIC_NAMES: dict[str, str] = {  # stored metric key -> row label, in display order
@@ -122,5 +123,21 @@ def flow_runs_frame(runs: Sequence[db.FlowRunView]) -> pd.DataFrame:
             "ended": [r.ended_at for r in runs],
             "counts": [", ".join(f"{k}: {v}" for k, v in r.counts.items()) for r in runs],
             "error": [r.error or "" for r in runs],
+        }
+    )
+
+
+def worklist_frame(rows: Sequence[db.WorklistRow]) -> pd.DataFrame:
+    """One row per case to review: prediction, probability, uncertainty, conformal set, review, modalities."""
+    return pd.DataFrame(
+        {
+            "case": [r.case_key for r in rows],
+            "prediction": [r.predicted_label for r in rows],
+            "probability": [r.probability for r in rows],
+            "uncertainty": [r.uncertainty for r in rows],  # None -> NaN: shown empty
+            "conformal set": [", ".join(r.prediction_set) if r.prediction_set is not None else "" for r in rows],
+            "review": [r.reviewed_label or "" for r in rows],
+            "modalities": [" + ".join(r.modalities) for r in rows],
+            "stored": [r.created_at for r in rows],
         }
     )

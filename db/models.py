@@ -19,19 +19,24 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "AUDIT_ACTIONS",
     "CASE_STATUSES",
     "FLOW_RUN_STATUSES",
     "NAMING_CONVENTION",
+    "ROLES",
+    "AuditEntry",
     "Base",
     "Case",
     "FlowRun",
@@ -39,8 +44,10 @@ __all__ = [
     "ModelVersion",
     "Patient",
     "Prediction",
+    "Review",
     "SymptomNote",
     "UTCDateTime",
+    "User",
     "utcnow",
 ]
 
@@ -58,6 +65,12 @@ CASE_STATUSES: tuple[str, ...] = ("ingested", "rejected", "diagnosed", "failed")
 
 FLOW_RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
 """Allowed values of ``flow_runs.status``."""
+
+ROLES: tuple[str, ...] = ("clinician", "admin")
+"""Allowed values of ``users.role``; admins may also launch generation jobs."""
+
+AUDIT_ACTIONS: tuple[str, ...] = ("confirm", "override", "augment")
+"""Allowed values of ``audit_log.action``."""
 
 
 def utcnow() -> datetime:
@@ -182,7 +195,10 @@ class Prediction(Base):
     """The prediction of one model version for one case."""
 
     __tablename__ = "predictions"
-    __table_args__ = (UniqueConstraint("case_id", "model_version_id"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "model_version_id"),
+        Index("ix_predictions_model_version_id_uncertainty", "model_version_id", "uncertainty"),  # worklist order
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
@@ -211,3 +227,58 @@ class FlowRun(Base):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """A person who may sign in to the dashboard; disabled, never deleted (reviews refer to them)."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in_list("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, salt and parameters included
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Review(Base):
+    """The current clinician review of a case (one per case); every change is also written to the audit log.
+
+    ``version`` counts the changes: a form submits the version it saw and a stale one is refused
+    (optimistic concurrency), so two clinicians never overwrite each other silently.
+    """
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    final_label: Mapped[str] = mapped_column(String(255))
+    predicted_label: Mapped[str | None] = mapped_column(String(255))  # the prediction shown when reviewing
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One append-only audit row: who did what to which case, with the state before and after.
+
+    User and case are copied as text (no foreign keys), so the log outlives and never cascades with them.
+    Rows are only ever inserted; the migration adds triggers that refuse UPDATE and DELETE.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (CheckConstraint(_in_list("action", AUDIT_ACTIONS), name="action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    username: Mapped[str] = mapped_column(String(255))
+    case_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(Text)

@@ -14,10 +14,13 @@ from typing import Annotated, Optional
 import typer
 
 from diagnosis.settings import DATABASE_URL_ENV, HOME_ENV, Settings
+from flows import bench_cli, bench_models, users_cli  # noqa: F401 - bench_models registers `bench p1`
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help="Multimodal medical diagnosis workflows.", no_args_is_help=True, add_completion=False)
+app.add_typer(users_cli.app, name="users")
+app.add_typer(bench_cli.app, name="bench")
 
 
 class Selection(str, Enum):
@@ -70,18 +73,37 @@ def generate(
 
 
 @app.command()
-def ingest(ctx: typer.Context, manifest: Path) -> None:
-    """Validate and store every row of a manifest; bad rows are stored as rejected with a reason."""
-    settings = _settings(ctx)
-    from diagnosis.ingest import ManifestError
-    from flows.ingest import ingest_flow
+def ingest(
+    ctx: typer.Context,
+    manifest: Path,
+    labels: Annotated[Optional[str], typer.Option(help="Comma-separated allowed labels; default: any label.")] = None,
+    labels_file: Annotated[Optional[Path], typer.Option(help="File with one allowed label per line.")] = None,
+    allow_outside_paths: Annotated[bool, typer.Option("--allow-outside-paths", help="Accept image paths outside the manifest's folder.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any row is rejected or conflicts.")] = False,
+) -> None:
+    """Validate and store every row of a manifest; bad rows are stored as rejected with a reason.
 
+    Prints the counts and problems as JSON on stdout and a readable summary of every rejected row and conflict on
+    stderr. Exit status: 0, 2 when the manifest itself is unreadable, 1 with --strict and any problem.
+    """
+    settings = _settings(ctx)
+    from diagnosis.ingest import ManifestError, PrivacyError
+    from flows.ingest import ingest_flow, ingest_summary
+
+    allowed = [x.strip() for x in labels.split(",") if x.strip()] if labels else []
     try:
-        counts = ingest_flow(str(manifest), settings.db_url)
-    except ManifestError as error:
+        if labels_file:
+            allowed += [x.strip() for x in labels_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+        result = ingest_flow(str(manifest), settings.db_url, home=str(settings.home), labels=allowed or None,
+                             allow_outside_paths=allow_outside_paths)
+    except (ManifestError, PrivacyError, OSError) as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(2) from error
-    typer.echo(json.dumps(counts))
+    typer.echo(json.dumps(result))
+    typer.echo(ingest_summary(result), err=True)
+    if strict and (result.get("rejected") or result.get("conflicts")):
+        typer.secho("error: --strict and some rows were rejected or conflict (listed above)", fg="red", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("import-npz")
@@ -100,21 +122,32 @@ def import_npz(
 @app.command()
 def train(
     ctx: typer.Context,
-    fusion: Annotated[str, typer.Option(help="Fusion variant: poe.")] = "poe",
+    fusion: Annotated[str, typer.Option(help="Fusion variant: poe, moe, mopoe or concat.")] = "poe",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     image_weights: Annotated[Optional[Path], typer.Option(help="Weights (.safetensors/.pt) for the image network.")] = None,
     text_model: Annotated[Optional[Path], typer.Option(help="Local Hugging Face model folder for texts.")] = None,
     seed: int = 0,
+    augment: Annotated[bool, typer.Option("--augment", help="Also train on stored synthetic cases (diagnosis augment).")] = False,
+    preprocessing: Annotated[Optional[Path], typer.Option(help="JSON file of image preprocessing options for this dataset.")] = None,
 ) -> None:
     """Train on split=train, select on val, register a model version."""
     settings = _settings(ctx)
     from flows.train import train_flow
 
+    options = None
+    if preprocessing is not None:
+        try:
+            options = json.loads(preprocessing.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            typer.secho(f"error: cannot read preprocessing file {preprocessing}: {error}", fg="red", err=True)
+            raise typer.Exit(1) from error
+
     try:
         version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
                              image_weights=str(image_weights) if image_weights else None,
-                             text_model=str(text_model) if text_model else None, seed=seed)
+                             text_model=str(text_model) if text_model else None, seed=seed, augment=augment,
+                             preprocessing=options)
     except (ValueError, FileNotFoundError) as error:  # bad data or settings: say what to fix, no traceback
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(1) from error
@@ -138,6 +171,26 @@ def diagnose(
         typer.secho(f"error: {error.args[0]}", fg="red", err=True)
         raise typer.Exit(1) from error
     typer.echo(json.dumps(counts))
+
+
+@app.command()
+def augment(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Option(help="Diagnosis to generate (e.g. a rare one).")],
+    n: Annotated[int, typer.Option(min=1, help="Number of synthetic cases.")] = 20,
+    model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
+    seed: Annotated[Optional[int], typer.Option(help="Fix the draw (default: fresh samples each call).")] = None,
+) -> None:
+    """Generate class-conditional synthetic cases (decoded image + nearest real symptom text), flagged synthetic."""
+    settings = _settings(ctx)
+    from flows.augment import augment_flow
+
+    try:
+        report = augment_flow(settings.db_url, str(settings.home), label=label, n=n, model=model, seed=seed)
+    except (LookupError, ValueError) as error:
+        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(json.dumps(report))
 
 
 @app.command()

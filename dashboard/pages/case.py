@@ -1,54 +1,24 @@
-"""Case page: one case's status, image, symptom text, diagnosis probabilities and prediction history."""
+"""Case page: image, symptoms, probabilities, uncertainty, similar cases, prediction history and the review."""
 
 from __future__ import annotations
 
 import plotly.express as px
 import streamlit as st
 
-import db
-from dashboard import data, imaging, tables
+from dashboard import auth, case_views, data, review, tables
 
-
-def _caption(detail: db.CaseDetail, array_shape: tuple[int, ...], index: int | None) -> str:
-    """Format, size (width × height px, or slice position in the volume) and spacing of the displayed image."""
-    spacing = " × ".join(f"{s:g}" for s in detail.image_spacing) + " mm" if detail.image_spacing else "unknown"
-    size = " × ".join(map(str, array_shape))
-    where = f"slice {index + 1} of {array_shape[-1]} ({size} volume)" if index is not None else f"{size} px"
-    return f"{detail.image_format} · {where} · spacing {spacing}"
-
-
-def show_image(detail: db.CaseDetail) -> None:
-    """Display the case image: 2D directly, 3D one slice at a time along the last axis."""
-    if detail.image_path is None:
-        st.caption("No image for this case.")
-        return
-    try:
-        array = data.image_array(detail.image_path)
-    except (ValueError, OSError) as error:
-        st.warning(f"Cannot display the image: {error}")
-        return
-    index = None
-    if array.ndim == 3:
-        depth = array.shape[-1]
-        index = st.slider("Slice", 0, depth - 1, depth // 2, key=f"slice_{detail.summary.case_key}")
-    low, high = imaging.intensity_range(array)
-    plane = imaging.display_plane(array, detail.image_format, index)
-    shown = array.shape if index is not None else plane.shape[::-1]  # volume (X, Y, Z) or picture (W, H)
-    st.image(imaging.to_uint8(plane, low, high), width="stretch", output_format="PNG",  # lossless, no JPEG artefacts
-             caption=_caption(detail, shown, index))
-
-
+user = auth.require_user()
 st.title("Case")
 url = data.store_url()
 case_key = st.text_input("Case id", key="case", bind="query-params", placeholder="e.g. case-0001").strip()
 if not case_key:
-    st.info("Enter a case id, or open one from the Cases page.")
-    st.page_link("pages/cases.py", label="Browse cases", icon=":material/list:")
+    st.info("Enter a case id, or open one from the Worklist.")
+    st.page_link("pages/worklist.py", label="Open the worklist", icon=":material/list:")
     st.stop()
 detail = data.case_detail(url, case_key)
 if detail is None:
-    st.warning(f"No case with id `{case_key}` — check the id on the Cases page.")
-    st.page_link("pages/cases.py", label="Browse cases", icon=":material/list:")
+    st.warning(f"No case with id `{case_key}` — check the id on the Worklist.")
+    st.page_link("pages/worklist.py", label="Open the worklist", icon=":material/list:")
     st.stop()
 
 summary = detail.summary
@@ -79,6 +49,22 @@ with right:
         figure.update_layout(height=80 + 40 * len(latest.probabilities), margin={"l": 0, "r": 24, "t": 10, "b": 0},
                              yaxis={"categoryorder": "total ascending", "title": None}, xaxis_tickformat=".0%")
         st.plotly_chart(figure, key="probabilities")
+        spread, conformal = st.columns(2)
+        spread.metric("Uncertainty", f"{latest.uncertainty:.2f} nats" if latest.uncertainty is not None
+                      else "not estimated", help="Predictive entropy of the latent posterior samples.")
+        conformal.metric("Conformal set", ", ".join(latest.prediction_set) if latest.prediction_set is not None
+                         else "not calibrated", help="Diagnoses the split-conformal predictor cannot rule out.")
+
+with left:
+    st.subheader("Image")
+    case_views.show_image(detail)
+
+if latest is not None:
+    st.subheader("Similar past cases")
+    case_views.show_similar(url, case_key, latest.model_version_id)
+    st.subheader("Reconstruction and cross-modal view")
+    st.caption("The store holds no reconstruction for this case: the model's decoders run in the flows, "
+               "and the dashboard never runs a model.")
 
 st.subheader("Prediction history")
 if detail.predictions:
@@ -87,6 +73,8 @@ if detail.predictions:
 else:
     st.caption("No predictions yet — run `diagnosis diagnose`.")
 
-with left:  # filled last: loading the image must not hold back the diagnosis and history
-    st.subheader("Image")
-    show_image(detail)
+st.subheader("Review")
+labels = sorted(latest.probabilities) if latest is not None else data.filter_options(url)["label"]
+review.show_review(url, detail, user, labels)
+with st.expander("Audit log of this case"):
+    review.show_audit(url, case_key)

@@ -1,11 +1,14 @@
-"""Overview page: cases per status and diagnosis, the latest model and its metrics, recent flow runs."""
+"""Overview page: cases per status and diagnosis, cases over time, reviews, the model in use and its metrics."""
 
 from __future__ import annotations
 
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-from dashboard import data, tables
+from dashboard import auth, data, insight_data, tables
 
+auth.require_user()
 st.title("Overview")
 url = data.store_url()
 
@@ -16,6 +19,10 @@ if sum(statuses.values()) == 0:
 
 for column, (status, n) in zip(st.columns(len(statuses)), statuses.items(), strict=True):
     column.metric(status.capitalize(), n)
+reviews = insight_data.review_counts(url)
+confirmed, overridden = st.columns(2)
+confirmed.metric("Reviews confirming the model", reviews["confirmed"])
+overridden.metric("Reviews overriding the model", reviews["overridden"])
 
 model = data.latest_model(url)
 predicted = data.predicted_label_counts(url, model.id) if model is not None else None
@@ -24,7 +31,15 @@ st.subheader("Cases per diagnosis")
 st.caption("True diagnosis of collected cases" + (f"; predicted by {model.name}" if model is not None else ""))
 st.dataframe(tables.counts_frame(data.label_counts(url), predicted), hide_index=True, key="diagnosis_counts")
 
-st.subheader("Latest model")
+per_day = insight_data.cases_per_day(url)
+if per_day:
+    st.subheader("Cases over time")
+    trend = pd.DataFrame({"day": pd.to_datetime(list(per_day)), "cases": list(per_day.values())})
+    figure = px.bar(trend, x="day", y="cases") if len(trend) < 3 else px.line(trend, x="day", y="cases", markers=True)
+    figure.update_layout(height=260, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    st.plotly_chart(figure, key="cases_per_day")
+
+st.subheader("Model in use")
 if model is None:
     st.info("No model trained yet — run `diagnosis train`, then `diagnosis diagnose`.")
 else:
@@ -39,8 +54,3 @@ else:
         if not recall.empty:
             st.caption("Recall per diagnosis")
             st.dataframe(recall, key="class_recall", column_config={split: score for split in recall.columns})
-
-runs = data.flow_runs(url)
-if runs:
-    with st.expander("Recent flow runs"):
-        st.dataframe(tables.flow_runs_frame(runs), hide_index=True, key="flow_runs")

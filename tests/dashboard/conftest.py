@@ -44,6 +44,9 @@ class Store:
     text_only: str = "case-text"  # text only, diagnosed, split train
     pending: str = "case-pending"  # PNG + text, ingested, no prediction yet
     rejected: str = "case-rejected"  # rejected with REJECT_REASON
+    clinician: str = "clinician1"  # an active clinician, password PASSWORD
+    admin: str = "admin1"  # an active admin, password PASSWORD
+    password: str = "correct horse battery"
 
 
 def _image_in(path: Path, fmt: str, shape: tuple[int, ...], spacing: tuple[float, ...] | None) -> db.ImageIn:
@@ -69,7 +72,7 @@ def _write_images(folder: Path) -> tuple[db.ImageIn, db.ImageIn]:
 
 
 def seed_store(url: str, home: Path) -> Store:
-    """Write five cases, two model versions, their predictions and a flow run."""
+    """Write five cases, two model versions, their predictions, a flow run, a clinician and an admin."""
     store = Store(url=url, home=home)
     png, nifti = _write_images(home / "images")
     cases = [
@@ -94,8 +97,11 @@ def seed_store(url: str, home: Path) -> Store:
             store.text_only: {"normal": 0.2, "pneumonia": 0.2, "covid": 0.6},
         }
         used = {store.image_2d: ("image", "text"), store.image_3d: ("image", "text"), store.text_only: ("text",)}
+        uncertainty = {store.image_2d: (0.9, ("pneumonia", "normal")), store.image_3d: (0.3, ("normal",)),
+                       store.text_only: (None, None)}  # text_only: an older prediction without uncertainty
+        latent = {store.image_2d: [1.0] * 8, store.image_3d: [0.0] * 8, store.text_only: [1.5] * 8}
         predictions = [
-            db.PredictionIn(ids[key], new, max(p, key=p.__getitem__), p, [0.0] * 8, used[key])
+            db.PredictionIn(ids[key], new, max(p, key=p.__getitem__), p, latent[key], used[key], *uncertainty[key])
             for key, p in probs.items()
         ]
         predictions.append(
@@ -103,6 +109,8 @@ def seed_store(url: str, home: Path) -> Store:
                             [0.0] * 8, ("image",))
         )  # fmt: skip
         db.save_predictions(session, predictions)
+        db.create_user(session, store.clinician, store.password, role="clinician")
+        db.create_user(session, store.admin, store.password, role="admin")
     return store
 
 

@@ -1,8 +1,9 @@
-"""Drive the real dashboard server with headless Chromium: overview -> cases -> open a case -> its diagnosis."""
+"""Drive the real dashboard with headless Chromium: sign in -> worklist -> case -> override -> review + audit stored."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import db
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,23 +84,27 @@ def server(store: Any, tmp_path: Path) -> Iterator[str]:
             process.wait(timeout=10)
 
 
-def test_open_a_case_from_the_case_list(server: str, store: Any, tmp_path: Path) -> None:
+def test_sign_in_review_a_case_and_audit_it(server: str, store: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    shot = tmp_path / "case.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(server)
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            expect(page.get_by_test_id("stMetric")).to_have_count(0)  # nothing but the form before signing in
+            page.get_by_label("Username").fill(store.clinician)
+            page.get_by_label("Password", exact=True).fill(store.password)
+            page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_role("heading", name="Overview")).to_be_visible()
             expect(page.get_by_test_id("stMetric").filter(has_text="Diagnosed")).to_contain_text("3")
 
-            page.get_by_role("link", name="Cases").click()
-            expect(page.get_by_text("5 cases")).to_be_visible()
-            expect(page.get_by_text(store.image_2d, exact=True)).to_be_attached()  # the grid's accessible table
-
+            page.get_by_role("link", name="Worklist").click()
+            expect(page.get_by_text("3 cases predicted by poe-v2")).to_be_visible()
             page.get_by_role("combobox", name="Open case").click()
             page.get_by_role("option", name=store.image_2d, exact=True).click()
             page.locator(".st-key-open_button button").click()
@@ -105,14 +112,30 @@ def test_open_a_case_from_the_case_list(server: str, store: Any, tmp_path: Path)
 
             predicted = page.get_by_test_id("stMetric").filter(has_text="Predicted diagnosis")
             expect(predicted).to_contain_text("pneumonia")
-            expect(predicted).to_contain_text("80% probability")
             expect(page.get_by_text("Productive cough and fever")).to_be_visible()
             image = page.get_by_test_id("stImage").locator("img")
             expect(image).to_be_visible()
             page.wait_for_function("img => img.complete && img.naturalWidth === 48", arg=image.element_handle())
-            expect(page.locator(".js-plotly-plot")).to_be_visible()
+
+            expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()  # the case page finished rendering
+            final = page.get_by_role("combobox", name="Final diagnosis")
+            final.scroll_into_view_if_needed()
+            final.click()
+            page.keyboard.type("covid")
+            page.keyboard.press("Enter")
+            expect(final).to_have_value("covid")
+            page.get_by_label("Comment").fill("Bilateral ground-glass pattern.")
+            page.get_by_role("button", name="Save review").click()
+            expect(page.get_by_text("Review saved (override: covid, version 1)")).to_be_visible()
             expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()  # the script run has finished
-            page.screenshot(path=tmp_path / "case.png", full_page=True)
+            page.screenshot(path=shot, full_page=True)
         finally:
             browser.close()
-    assert (tmp_path / "case.png").stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000
+    shutil.copyfile(shot, "/tmp/dashboard-review.png")
+    with db.session_scope(store.url) as session:
+        review = db.get_review(session, store.image_2d)
+        [entry] = db.audit_log(session, case_key=store.image_2d)
+    assert review is not None and (review.final_label, review.username) == ("covid", store.clinician)
+    assert (entry.action, entry.username, entry.comment) == ("override", store.clinician, "Bilateral ground-glass pattern.")
+    assert entry.before is None and entry.after["final_label"] == "covid"

@@ -1,9 +1,11 @@
-"""Run every dashboard page with Streamlit's AppTest against a seeded (or empty) SQLite store."""
+"""Run every dashboard page with Streamlit's AppTest, signed in, against a seeded (or empty) SQLite store."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,26 @@ import db
 Store = Any  # the seeded store from conftest.py (url, case keys, labels, reject_reason, volume_shape)
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 TIMEOUT_S = 90  # the first image shown imports MONAI, which is slow on a busy CI machine
-PAGES = ("pages/overview.py", "pages/cases.py", "pages/case.py")
+PAGES = ("pages/overview.py", "pages/worklist.py", "pages/case.py", "pages/model.py", "pages/augmentation.py",
+         "pages/runs.py")
 
 
-def open_page(page: str | None = None, **query: str) -> AppTest:
-    """Run ``app.py`` (optionally with query parameters), then switch to ``page`` the way a user would."""
+def sign_in_as(at: AppTest, username: str = "clinician1") -> AppTest:
+    """Put a signed-in user into the app's session state (as the sign-in form does)."""
+    with db.session_scope(os.environ["DIAGNOSIS_DATABASE_URL"]) as session:
+        user = db.get_user(session, username)
+    assert user is not None
+    at.session_state["user"] = user
+    at.session_state["last_active"] = time.time()
+    return at
+
+
+def open_page(page: str | None = None, *, user: str | None = "clinician1", **query: str) -> AppTest:
+    """Run ``app.py`` signed in as ``user`` (optionally with query parameters), then switch to ``page``."""
     at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S)
     at.query_params.update(query)
+    if user is not None:
+        sign_in_as(at, user)
     at.run()
     assert not at.exception
     if page is not None:
@@ -52,8 +67,8 @@ def table(at: AppTest, columns: set[str]):  # noqa: ANN201 - pandas DataFrame
 
 
 def case_ids(at: AppTest) -> list[str]:
-    """Case ids listed in the case table."""
-    return table(at, {"case", "status"})["case"].tolist()
+    """Case ids listed in the worklist."""
+    return table(at, {"case", "prediction"})["case"].tolist()
 
 
 def _values(trace_field: object) -> list[float]:
@@ -67,15 +82,18 @@ def _values(trace_field: object) -> list[float]:
 def test_every_page_runs_on_its_own(store: Store, page: str) -> None:
     at = AppTest.from_file(str(DASHBOARD / page), default_timeout=TIMEOUT_S)
     at.query_params["case"] = store.text_only
-    at.run()
+    sign_in_as(at).run()
     assert not at.exception
-    assert at.title[0].value in {"Overview", "Cases", "Case"}
+    assert at.title[0].value in {"Overview", "Worklist", "Case", "Model", "Augmentation", "Runs"}
 
 
-def test_overview_shows_counts_and_model_metrics(store: Store) -> None:
+def test_overview_shows_counts_trend_and_model_metrics(store: Store) -> None:
     at = open_page()
     assert at.title[0].value == "Overview"
-    assert metrics(at) == {"Ingested": "1", "Rejected": "1", "Diagnosed": "3", "Failed": "0"}
+    shown = metrics(at)
+    assert {k: shown[k] for k in ("Ingested", "Rejected", "Diagnosed", "Failed")} == {
+        "Ingested": "1", "Rejected": "1", "Diagnosed": "3", "Failed": "0"}  # fmt: skip
+    assert shown["Reviews overriding the model"] == "0"
     counts = table(at, {"diagnosis", "true", "predicted"}).set_index("diagnosis")
     assert counts["true"].to_dict() == {"covid": 1, "normal": 2, "pneumonia": 2}
     assert counts["predicted"].to_dict() == {"covid": 1, "normal": 1, "pneumonia": 1}
@@ -87,71 +105,99 @@ def test_overview_shows_counts_and_model_metrics(store: Store) -> None:
     recall = table(at, {"diagnosis", "val", "test"})
     assert recall.loc["pneumonia", "test"] == pytest.approx(0.8)
     assert np.isnan(recall.loc["covid", "test"])
+    [trend] = at.get("plotly_chart")  # cases per day
+    assert sum(_values(json.loads(trend.proto.spec)["data"][0]["y"])) == 5
+
+
+def test_runs_page_lists_flow_runs(store: Store) -> None:
+    at = open_page("pages/runs.py")
     assert table(at, {"flow", "counts"})["flow"].tolist() == ["ingest"]
+    assert metrics(at)["Failed"] == "0"
 
 
 def test_empty_home_shows_empty_state_everywhere(empty_home: Path) -> None:
-    at = open_page()
-    assert "No cases yet" in texts(at) and "diagnosis demo" in texts(at)
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S)
+    at.run()
     assert (empty_home / "diagnosis.db").is_file(), "the dashboard creates the schema of an empty home"
-    at.switch_page("pages/cases.py").run()
-    assert not at.exception and "No cases yet" in texts(at)
-    at.switch_page("pages/case.py").run()
-    assert not at.exception and "Enter a case id" in texts(at)
+    url = os.environ.get("DIAGNOSIS_DATABASE_URL") or db.default_sqlite_url(empty_home)
+    with db.session_scope(url) as session:
+        user = db.create_user(session, "solo", "password-123")
+    at.session_state["user"], at.session_state["last_active"] = user, time.time()
+    at.run()
+    assert not at.exception
+    assert "No cases yet" in texts(at) and "diagnosis demo" in texts(at)
+    for page, message in [("pages/worklist.py", "No cases yet"), ("pages/case.py", "Enter a case id"),
+                          ("pages/model.py", "No model trained yet"), ("pages/augmentation.py", "No labelled cases"),
+                          ("pages/runs.py", "No flow runs")]:  # fmt: skip
+        at.switch_page(page).run()
+        assert not at.exception and message in texts(at), page
 
 
-def test_cases_page_lists_seeded_cases(store: Store) -> None:
-    at = open_page("pages/cases.py")
-    frame = table(at, {"case", "status", "reason", "diagnosis", "split", "modalities", "prediction", "probability"})
-    assert frame["case"].tolist() == [store.image_2d, store.image_3d, store.text_only, store.pending, store.rejected]
+def test_worklist_lists_predicted_cases_most_uncertain_first(store: Store) -> None:
+    at = open_page("pages/worklist.py")
+    frame = table(at, {"case", "prediction", "probability", "uncertainty", "conformal set", "review"})
+    assert frame["case"].tolist() == [store.image_2d, store.image_3d, store.text_only]  # NULL uncertainty last
     rows = frame.set_index("case")
-    assert rows.loc[store.rejected, "reason"] == store.reject_reason
-    assert rows.loc[store.image_2d, "prediction"] == "pneumonia"
+    assert rows.loc[store.image_2d, "uncertainty"] == pytest.approx(0.9)
+    assert rows.loc[store.image_2d, "conformal set"] == "pneumonia, normal"
+    assert np.isnan(rows.loc[store.text_only, "uncertainty"]) and rows.loc[store.text_only, "conformal set"] == ""
     assert rows.loc[store.image_2d, "probability"] == pytest.approx(0.8)
-    assert rows.loc[store.text_only, "modalities"] == "text"
-    assert rows.loc[store.image_3d, "modalities"] == "image + text"
-    assert "5 cases" in texts(at)
+    assert "3 cases predicted by poe-v2" in texts(at)
     assert not at.pagination, "one page of cases needs no pagination"
 
 
 @pytest.mark.parametrize(
     ("widget", "choice", "expected"),
     [
-        ("filter_status", "rejected", ["case-rejected"]),
-        ("filter_split", "val", ["case-3d"]),
-        ("filter_label", "pneumonia", ["case-2d", "case-rejected"]),
+        ("filter_review", "unreviewed", ["case-2d", "case-3d", "case-text"]),
+        ("filter_review", "reviewed", []),
         ("filter_predicted_label", "covid", ["case-text"]),
+        ("filter_uncertainty", 0.5, ["case-2d"]),
     ],
 )
-def test_cases_filters_narrow_the_list(store: Store, widget: str, choice: str, expected: list[str]) -> None:
-    at = open_page("pages/cases.py")
-    at.selectbox(key=widget).select(choice).run()
+def test_worklist_filters_narrow_the_list(store: Store, widget: str, choice: Any, expected: list[str]) -> None:
+    at = open_page("pages/worklist.py")
+    if widget == "filter_uncertainty":
+        at.number_input(key=widget).set_value(choice).run()
+    else:
+        at.selectbox(key=widget).select(choice).run()
     assert not at.exception
-    assert case_ids(at) == expected
+    if expected:
+        assert case_ids(at) == expected
+    else:
+        assert "No case matches" in texts(at)
 
 
-def test_cases_search_and_no_match(store: Store) -> None:
-    at = open_page("pages/cases.py")
-    at.text_input(key="filter_search").input("3D").run()
+def test_worklist_disagreement_filter_shows_overridden_cases(store: Store) -> None:
+    with db.session_scope(store.url) as session:
+        db.submit_review(session, case_key=store.image_3d, username=store.clinician, final_label="covid",
+                         expected_version=0, predicted_label="normal")  # fmt: skip
+    at = open_page("pages/worklist.py")
+    at.selectbox(key="filter_review").select("disagreement").run()
     assert case_ids(at) == [store.image_3d]
-    at.text_input(key="filter_search").input("no-such-case").run()
-    assert not at.exception and "No case matches" in texts(at)
+    assert table(at, {"case", "review"})["review"].tolist() == ["covid"]
 
 
-def test_cases_pagination_pages_through_50_at_a_time(store: Store) -> None:
+def test_worklist_pagination_pages_through_50_at_a_time(store: Store) -> None:
     extra = [db.CaseIn(f"bulk-{i:03d}", None, "normal", "train", f"note {i}", None) for i in range(60)]
     with db.session_scope(store.url) as session:
         db.upsert_cases(session, extra)
-    at = open_page("pages/cases.py")
+        model = db.latest_model_version(session)
+        ids = {c.case_key: c.id for batch in db.iter_case_inputs(session) for c in batch}
+        db.save_predictions(session, [
+            db.PredictionIn(ids[f"bulk-{i:03d}"], model.id, "normal", {"normal": 1.0}, [0.0] * 8, ("text",),
+                            uncertainty=0.01 * i) for i in range(60)])  # fmt: skip
+    at = open_page("pages/worklist.py")
     assert len(case_ids(at)) == 50 and at.pagination[0].num_pages == 2
+    assert case_ids(at)[:3] == [store.image_2d, "bulk-059", "bulk-058"]
     at.pagination[0].select(2).run()
-    assert case_ids(at) == [f"bulk-{i:03d}" for i in range(45, 60)]
-    at.selectbox(key="filter_status").select("ingested").run()  # 61 ingested cases: back to page 1 of 2
-    assert case_ids(at)[0] == store.pending and at.pagination[0].value == 1
+    assert case_ids(at)[-1] == store.text_only and len(case_ids(at)) == 13
+    at.selectbox(key="filter_predicted_label").select("normal").run()  # back to page 1 of 2
+    assert at.pagination[0].value == 1
 
 
-def test_open_case_from_the_list(store: Store) -> None:
-    at = open_page("pages/cases.py")
+def test_open_case_from_the_worklist(store: Store) -> None:
+    at = open_page("pages/worklist.py")
     at.selectbox(key="open_case").select(store.image_2d).run()
     at.button(key="open_button").click().run()
     assert not at.exception
@@ -162,9 +208,14 @@ def test_open_case_from_the_list(store: Store) -> None:
 def test_case_page_2d_shows_image_text_and_probabilities(store: Store) -> None:
     at = open_page("pages/case.py", case=store.image_2d)
     assert metrics(at) == {"Status": "diagnosed", "True diagnosis": "pneumonia", "Split": "test",
-                           "Predicted diagnosis": "pneumonia"}  # fmt: skip
+                           "Predicted diagnosis": "pneumonia", "Uncertainty": "0.90 nats",
+                           "Conformal set": "pneumonia, normal"}  # fmt: skip
+    similar = table(at, {"case", "confirmed diagnosis", "distance"})
+    assert similar["case"].tolist() == [store.text_only, store.image_3d]  # nearest latent first
+    assert similar["confirmed diagnosis"].tolist() == ["covid", "normal"]
+    assert "no reconstruction" in texts(at)
     assert len(at.image) == 1 and at.image[0].captions[0].startswith("png · 48 × 40 px")
-    assert not at.slider, "a 2D image has no slice slider"
+    assert [slider.label for slider in at.slider] == ["Window (intensity range shown)"], "no slice slider in 2D"
     assert "Productive cough and fever" in texts(at)
     [chart] = at.get("plotly_chart")
     [trace] = json.loads(chart.proto.spec)["data"]
@@ -176,23 +227,32 @@ def test_case_page_2d_shows_image_text_and_probabilities(store: Store) -> None:
     assert history["modalities"].tolist() == ["image + text", "image"]
 
 
-def test_case_page_3d_slice_slider_moves_through_the_volume(store: Store) -> None:
+def test_case_page_3d_shows_three_orthogonal_views_with_sliders(store: Store) -> None:
     at = open_page("pages/case.py", case=store.image_3d)
-    [slider] = at.slider
-    depth = store.volume_shape[-1]
-    assert (slider.min, slider.max, slider.value) == (0, depth - 1, depth // 2)
+    x, y, z = store.volume_shape
+    axial = at.slider(key=f"slice_2_{store.image_3d}")
+    assert (axial.min, axial.max, axial.value) == (0, z - 1, z // 2)
+    assert at.slider(key=f"slice_0_{store.image_3d}").max == x - 1
+    assert at.slider(key=f"slice_1_{store.image_3d}").max == y - 1
+    assert len(at.image) == 3
+    captions = [image.captions[0] for image in at.image]
+    assert f"axial slice {z // 2 + 1} of {z}" in captions[0]
+    assert "coronal" in captions[1] and "sagittal" in captions[2]
     before = at.image[0].value
-    assert f"slice {depth // 2 + 1} of {depth}" in at.image[0].captions[0]
-    slider.set_value(2).run()
+    axial.set_value(2).run()
     assert not at.exception
-    assert "slice 3 of 10" in at.image[0].captions[0] and "spacing 1.5 × 1.5 × 2 mm" in at.image[0].captions[0]
+    assert "axial slice 3 of 10" in at.image[0].captions[0] and "spacing 1.5 × 1.5 × 2 mm" in at.image[0].captions[0]
     assert at.image[0].value != before, "another slice is another picture"
+    low, high = at.slider(key=f"window_{store.image_3d}").value
+    at.slider(key=f"window_{store.image_3d}").set_value((low, (low + high) / 2)).run()
+    assert not at.exception and at.image[0].value != before, "a narrower window changes the picture"
 
 
 def test_case_page_text_only_and_rejected_cases(store: Store) -> None:
     at = open_page("pages/case.py", case=store.text_only)
     assert "No image for this case" in texts(at) and not at.image
     assert metrics(at)["Predicted diagnosis"] == "covid"
+    assert metrics(at)["Uncertainty"] == "not estimated" and metrics(at)["Conformal set"] == "not calibrated"
     at = open_page("pages/case.py", case=store.rejected)
     assert metrics(at)["Status"] == "rejected"
     assert store.reject_reason in texts(at) and "No predictions yet" in texts(at)
@@ -208,7 +268,7 @@ def test_case_page_unknown_or_missing_case(store: Store) -> None:
 
 def test_unreachable_store_shows_an_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIAGNOSIS_DATABASE_URL", "postgresql+psycopg2://user:secret@127.0.0.1:1/none")
-    at = open_page()
+    at = open_page(user=None)
     [error] = at.error
     assert "Cannot open the diagnosis store" in error.value and "DIAGNOSIS_DATABASE_URL" in error.value
     assert "secret" not in error.value

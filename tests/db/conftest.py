@@ -34,7 +34,11 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _empty(url: str) -> None:
     """Delete every row, children first (much faster than TRUNCATE on tiny tables; the schema stays)."""
     with get_engine(url).begin() as connection:
+        if connection.dialect.name == "postgresql":  # the append-only trigger refuses DELETE, not TRUNCATE
+            connection.exec_driver_sql("TRUNCATE audit_log")
         for table in reversed(Base.metadata.sorted_tables):
+            if table.name == "audit_log":
+                continue
             connection.execute(table.delete())
 
 

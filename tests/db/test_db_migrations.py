@@ -27,7 +27,8 @@ def head_revision() -> str:
     return ScriptDirectory(str(resources.files("db") / "migrations")).get_current_head()
 
 
-EXPECTED_TABLES = {"patients", "cases", "images", "symptom_notes", "model_versions", "predictions", "flow_runs"}
+EXPECTED_TABLES = {"patients", "cases", "images", "symptom_notes", "model_versions", "predictions", "flow_runs",
+                   "users", "reviews", "audit_log"}
 
 
 def test_migration_creates_every_table(db_url: str) -> None:

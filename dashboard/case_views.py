@@ -1,0 +1,78 @@
+"""Case-page sections: the image with window/level and orthogonal views, and the similar cases table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import db
+from dashboard import data, imaging, insight_data
+
+__all__ = ["show_image", "show_similar"]
+
+
+def _caption(detail: db.CaseDetail, array_shape: tuple[int, ...], where: str | None) -> str:
+    """Format, size (width × height px, or the slice shown of the volume) and spacing of an image."""
+    spacing = " × ".join(f"{s:g}" for s in detail.image_spacing) + " mm" if detail.image_spacing else "unknown"
+    size = " × ".join(map(str, array_shape))
+    shown = f"{where} ({size} volume)" if where is not None else f"{size} px"
+    return f"{detail.image_format} · {shown} · spacing {spacing}"
+
+
+def _window(array: np.ndarray, key: str) -> tuple[float, float]:
+    """A range slider for the display window (low/high intensity = level ± width / 2)."""
+    low, high = imaging.intensity_range(array)
+    if high <= low:
+        return low, high
+    step = (high - low) / 200.0
+    chosen = st.slider("Window (intensity range shown)", low, high, (low, high), step=step, key=f"window_{key}",
+                       help="Narrow the range to raise contrast; move it to change the level.")  # fmt: skip
+    return float(chosen[0]), float(chosen[1])
+
+
+def show_image(detail: db.CaseDetail) -> None:
+    """Display the case image with a window/level control; 3D volumes as three orthogonal planes with sliders."""
+    if detail.image_path is None:
+        st.caption("No image for this case.")
+        return
+    try:
+        array = data.image_array(detail.image_path)
+    except (ValueError, OSError) as error:
+        st.warning(f"Cannot display the image: {error}")
+        return
+    key = detail.summary.case_key
+    low, high = _window(array, key)
+    if array.ndim == 2:
+        plane = imaging.display_plane(array, detail.image_format)
+        st.image(imaging.to_uint8(plane, low, high), width="stretch", output_format="PNG",  # lossless
+                 caption=_caption(detail, plane.shape[::-1], None))  # fmt: skip
+        return
+    for axis, column in zip((2, 1, 0), st.columns(3), strict=True):  # axial first: the slice a reader expects
+        name = imaging.AXIS_NAMES[axis]
+        depth = array.shape[axis]
+        with column:
+            index = st.slider(f"{name.capitalize()} slice", 0, depth - 1, depth // 2, key=f"slice_{axis}_{key}")
+            plane = imaging.orthogonal_plane(array, axis, index, detail.image_format)
+            where = f"{name} slice {index + 1} of {depth}"
+            st.image(imaging.to_uint8(plane, low, high), width="stretch", output_format="PNG",
+                     caption=_caption(detail, array.shape, where))  # fmt: skip
+
+
+def show_similar(url: str, case_key: str, model_version_id: int) -> None:
+    """The most similar confirmed past cases in the latent space of the prediction's model version."""
+    neighbours = insight_data.similar_cases(url, case_key, model_version_id)
+    if not neighbours:
+        st.caption("No confirmed past cases with a latent from this model version yet.")
+        return
+    frame = pd.DataFrame(
+        {
+            "case": [n.case_key for n in neighbours],
+            "confirmed diagnosis": [n.confirmed_label for n in neighbours],
+            "predicted": [n.predicted_label for n in neighbours],
+            "distance": [n.distance for n in neighbours],
+        }
+    )
+    st.dataframe(frame, hide_index=True, key="similar_cases",
+                 column_config={"distance": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
+    st.caption(f"Nearest among the {db.NEIGHBOUR_POOL:,} most recent confirmed cases of this model version.")

@@ -1,0 +1,50 @@
+"""Augmentation page: generated samples of rare diagnoses, and an admin action to generate more."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import auth, data, imaging, insight_data, jobs
+from diagnosis.settings import Settings
+
+user = auth.require_user()
+st.title("Augmentation")
+url = data.store_url()
+collected = {k: v for k, v in data.label_counts(url).items() if k != "unlabelled"}
+generated = insight_data.synthetic_counts(url)
+labels = sorted(set(collected) | set(generated), key=lambda name: (collected.get(name, 0), name))  # rarest first
+if not labels:
+    st.info("No labelled cases yet — run `diagnosis demo`.")
+    st.stop()
+
+st.dataframe({"diagnosis": labels, "collected": [collected.get(n, 0) for n in labels],
+              "generated": [generated.get(n, 0) for n in labels]}, hide_index=True, key="augment_counts")  # fmt: skip
+label = st.selectbox("Diagnosis (rarest first)", labels, key="augment_label")
+
+samples = insight_data.synthetic_samples(url, label)
+if not samples:
+    st.caption(f"No generated samples of {label} in the store.")
+for sample, column in zip(samples, st.columns(3) * (len(samples) // 3 + 1), strict=False):
+    with column.container(border=True):
+        st.caption(sample.case_key)
+        if sample.image_path is not None:
+            try:
+                array = data.image_array(sample.image_path)
+                middle = array.shape[-1] // 2 if array.ndim == 3 else None
+                plane = imaging.display_plane(array, sample.image_format, middle)
+                st.image(imaging.to_uint8(plane), width="stretch", output_format="PNG")
+            except (ValueError, OSError) as error:
+                st.warning(f"Cannot display the image: {error}")
+        st.text(sample.text or "(no text)")
+
+st.subheader("Generate more")
+if user.role != "admin":
+    st.caption("Only administrators can generate samples.")
+elif jobs.augment_command() is None:
+    st.warning("Generation is unavailable: this installation has no `diagnosis augment` command.")
+else:
+    n = st.number_input("Samples", min_value=1, max_value=1000, value=20, key="augment_n")
+    if st.button(f"Generate {n} samples of {label}", key="augment_start"):
+        log = jobs.launch_augment(url, user.username, label, int(n), Settings.from_env().home / "logs")
+        st.success(f"Started `diagnosis augment --label {label} --n {n}`; log: `{log}`. New samples appear here "
+                   "when it finishes.")

@@ -1,0 +1,82 @@
+"""Worklist page: the latest model's predicted cases to review, most uncertain first, filtered and paginated."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, time, timedelta
+
+import streamlit as st
+
+import db
+from dashboard import auth, data, tables
+
+CASE_PAGE = "pages/case.py"
+
+
+def _first_page() -> None:
+    """Go back to page 1 when a filter changes."""
+    st.session_state.pop("page", None)
+
+
+def _open(case_key: str) -> None:
+    """Switch to the case page showing ``case_key``."""
+    st.switch_page(CASE_PAGE, query_params={"case": case_key})
+
+
+auth.require_user()
+st.title("Worklist")
+url = data.store_url()
+model = data.latest_model(url)
+if model is None:
+    empty = sum(data.status_counts(url).values()) == 0
+    st.info("No cases yet — run `diagnosis demo`." if empty else "No model yet — run `diagnosis train`, then "
+            "`diagnosis diagnose`: the worklist lists predicted cases.")
+    st.stop()
+
+review_col, label_col, uncertainty_col, date_col = st.columns([1, 1, 1, 1])
+review_state = review_col.selectbox("Review status", db.REVIEW_STATES, index=None, placeholder="any",
+                                    key="filter_review", on_change=_first_page)
+predicted = label_col.selectbox("Predicted diagnosis", list(model.label_names), index=None, placeholder="any",
+                                key="filter_predicted_label", on_change=_first_page)
+min_uncertainty = uncertainty_col.number_input("Uncertainty at least (nats)", min_value=0.0, value=None, step=0.1,
+                                               key="filter_uncertainty", on_change=_first_page)
+dates = date_col.date_input("Stored between", value=(), key="filter_dates", on_change=_first_page)
+since = until = None
+if isinstance(dates, tuple) and len(dates) == 2:
+    since = datetime.combine(dates[0], time.min, tzinfo=UTC)
+    until = datetime.combine(dates[1], time.min, tzinfo=UTC) + timedelta(days=1)
+
+where = db.WorklistFilter(model_version_id=model.id, review=review_state, predicted_label=predicted,
+                          min_uncertainty=min_uncertainty, since=since, until=until)  # fmt: skip
+total = data.worklist_count(url, where)
+if total == 0:
+    st.info("No case matches these filters.")
+    st.stop()
+
+n_pages = math.ceil(total / data.PAGE_SIZE)
+page = st.pagination(n_pages, key="page") if n_pages > 1 else 1
+rows = data.worklist_page(url, where, page=page)
+first = (page - 1) * data.PAGE_SIZE + 1
+st.caption(f"{total} cases predicted by {model.name} · showing {first}–{first + len(rows) - 1} · most uncertain "
+           "first · select a row to open the case")
+
+event = st.dataframe(
+    tables.worklist_frame(rows),
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="case_table",
+    column_config={
+        "case": st.column_config.TextColumn("case", pinned=True),
+        "probability": st.column_config.ProgressColumn("probability", format="percent", min_value=0, max_value=1),
+        "uncertainty": st.column_config.NumberColumn("uncertainty", format="%.3f"),
+    },
+)
+if event.selection.rows:
+    _open(rows[event.selection.rows[0]].case_key)
+
+pick, go = st.columns([3, 1], vertical_alignment="bottom")
+chosen = pick.selectbox("Open case", [r.case_key for r in rows], index=None, placeholder="choose a case id",
+                        key="open_case")
+if go.button("Open", key="open_button", disabled=chosen is None) and chosen is not None:
+    _open(chosen)

@@ -1,0 +1,139 @@
+"""``diagnosis bench``: timing benchmarks. ``bench dashboard`` fills a fresh store and times the dashboard reads."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+__all__ = ["app", "fill_store", "time_dashboard_queries"]
+
+app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+
+LABELS = ("normal", "pneumonia", "covid", "effusion", "fracture", "pneumothorax")  # bench diagnoses
+LATENT_DIM = 32  # stored latent size, as the default model
+BATCH = 5000  # cases per bulk write
+REVIEWS = 200  # reviews written (so worklist review filters and neighbours have work)
+
+
+def fill_store(url: str, cases: int, seed: int = 0) -> list[str]:
+    """Write ``cases`` cases with one prediction each (uncertainty, conformal set, latent) and a few reviews.
+
+    Everything goes through the bulk functions of :mod:`db`. Returns the case keys.
+    """
+    import db
+
+    rng = random.Random(seed)
+    keys = [f"bench-{i:07d}" for i in range(cases)]
+    with db.session_scope(url) as session:
+        model = db.register_model_version(session, name="bench", fusion="poe", config={}, label_names=LABELS,
+                                          metrics={}, checkpoint_path="/dev/null")  # fmt: skip
+        db.create_user(session, "bench", "bench-password", role="clinician")
+    for start in range(0, cases, BATCH):
+        rows = [db.CaseIn(key, f"p-{key}", rng.choice(LABELS), "test", f"symptoms of {key}", None)
+                for key in keys[start : start + BATCH]]  # fmt: skip
+        with db.session_scope(url) as session:
+            db.upsert_cases(session, rows)
+    with db.session_scope(url) as session:
+        for batch in db.iter_case_inputs(session, batch_size=BATCH):
+            predictions = []
+            for case in batch:
+                weights = [rng.random() for _ in LABELS]
+                probs = {label: w / sum(weights) for label, w in zip(LABELS, weights, strict=True)}
+                best = max(probs, key=probs.__getitem__)
+                predictions.append(db.PredictionIn(
+                    case.id, model, best, probs, [rng.gauss(0, 1) for _ in range(LATENT_DIM)], ("text",),
+                    uncertainty=rng.random() * 1.8 if rng.random() > 0.05 else None, prediction_set=(best,),
+                ))  # fmt: skip
+            db.save_predictions(session, predictions)
+    with db.session_scope(url) as session:
+        for key in rng.sample(keys, min(REVIEWS, cases)):
+            db.submit_review(session, case_key=key, username="bench", final_label=rng.choice(LABELS),
+                             expected_version=0, predicted_label=None, model_version_id=model)  # fmt: skip
+    return keys
+
+
+def _time(call: Callable[[], Any], repeat: int) -> dict[str, float]:
+    """p50 / p95 / max wall time of ``call`` in milliseconds over ``repeat`` runs (after one warm-up)."""
+    call()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return {"p50_ms": statistics.median(samples), "p95_ms": p95, "max_ms": samples[-1]}
+
+
+def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: int = 1) -> dict[str, dict[str, float]]:
+    """Time what the worklist and the case page read (the dashboard's caches are bypassed)."""
+    import db
+
+    rng = random.Random(seed)
+    with db.session_scope(url) as session:
+        model = db.latest_model_version(session)
+    assert model is not None
+    everything = db.WorklistFilter(model_version_id=model.id)
+    filtered = db.WorklistFilter(model_version_id=model.id, review="unreviewed", predicted_label=LABELS[-1],
+                                 min_uncertainty=0.5)  # fmt: skip
+    deep = max(0, len(keys) // 2 // 50 * 50)
+
+    def worklist(where: db.WorklistFilter, offset: int = 0) -> Callable[[], Any]:
+        def run() -> Any:
+            with db.session_scope(url) as session:
+                return db.count_worklist(session, where), db.list_worklist(session, where, limit=50, offset=offset)
+
+        return run
+
+    def case_page() -> Any:
+        key = rng.choice(keys)
+        with db.session_scope(url) as session:
+            detail = db.get_case(session, key)
+            return (detail, db.get_review(session, key), db.audit_log(session, case_key=key),
+                    db.similar_cases(session, key, model.id))  # fmt: skip
+
+    return {
+        "worklist first page": _time(worklist(everything), repeat),
+        "worklist middle page": _time(worklist(everything, deep), repeat),
+        "worklist filtered": _time(worklist(filtered), repeat),
+        "case page": _time(case_page, repeat),
+    }
+
+
+@app.command("dashboard")
+def dashboard(
+    cases: Annotated[int, typer.Option(min=10, help="Cases (one prediction each) in the fresh store.")] = 100_000,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed runs per query.")] = 20,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures here.")] = None,
+    store_dir: Annotated[Optional[Path], typer.Option(help="Keep the filled SQLite store in this folder.")] = None,
+) -> None:
+    """Fill a fresh SQLite store with CASES predicted cases, then time worklist and case-page reads (p50/p95)."""
+    import db
+
+    folder = store_dir or Path(tempfile.mkdtemp(prefix="diagnosis-bench-"))
+    url = db.default_sqlite_url(folder)
+    db.migrate(url)
+    with db.session_scope(url) as session:
+        if db.count_cases(session) > 0:
+            typer.secho(f"error: {folder} holds a store already; pass an empty --store-dir", fg="red", err=True)
+            raise typer.Exit(1)
+    start = time.perf_counter()
+    keys = fill_store(url, cases)
+    fill_s = time.perf_counter() - start
+    timings = time_dashboard_queries(url, keys, repeat)
+    typer.echo(f"store: {url} · {cases:,} cases filled in {fill_s:.1f} s · {repeat} runs per query")
+    typer.echo(f"{'query':<24}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    for name, row in timings.items():
+        typer.echo(f"{name:<24}{row['p50_ms']:>10.1f}{row['p95_ms']:>10.1f}{row['max_ms']:>10.1f}")
+    if json_path is not None:
+        report = {"cases": cases, "repeat": repeat, "fill_s": fill_s, "store": url, "timings": timings}
+        json_path.write_text(json.dumps(report, indent=2))
+    db.dispose_engines()
