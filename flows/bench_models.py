@@ -46,10 +46,15 @@ def p1(
     from flows.render import print_table
 
     config = P1Config(fusions=tuple(fusion.split(",")) if fusion else FUSIONS, epochs=epochs, train_limit=train_limit)
-    report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device))
+    report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device), on_epoch=_progress)
     print_table(p1_table(report))
     json_path.write_text(json.dumps(report, indent=2))
     typer.echo(f"wrote {json_path}")
+
+
+def _progress(fusion: str, record: dict) -> None:
+    """One stderr line per epoch."""
+    typer.echo(f"{fusion} epoch {record['epoch']}: train loss {record['train_loss']:.1f}, val loss {record.get('val_loss', float('nan')):.3f}", err=True)
 
 
 def _tables(data: Path, config, home: Path | None, rare: bool) -> dict:  # noqa: ANN001
@@ -57,14 +62,12 @@ def _tables(data: Path, config, home: Path | None, rare: bool) -> dict:  # noqa:
     from diagnosis.benchmarks import load_p1, p1_tables, p2_data
     from diagnosis.features import EmbeddingCache, ImagePreprocessing, TextEncoder
     from diagnosis.settings import Settings
+    from flows.cli import user_errors
 
     settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
     encoder = TextEncoder(cache=EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite"))
-    try:
+    with user_errors(FileNotFoundError):
         paired = load_p1(data)
-    except FileNotFoundError as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(1) from error
     image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
     return p1_tables(p2_data(paired) if rare else paired, encoder, image, config.train_limit)
 

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -37,6 +39,20 @@ def _settings(ctx: typer.Context) -> Settings:
     configure_prefect(settings)
     configure_logging(verbose=bool(os.environ.get("DIAGNOSIS_VERBOSE")))
     return settings
+
+
+@contextmanager
+def user_errors(*kinds: type[BaseException], code: int = 1) -> Iterator[None]:
+    """Turn the listed errors into a red ``error: …`` line on stderr and exit ``code`` (no traceback).
+
+    ``LookupError`` keeps its message unquoted (``KeyError`` would repr it).
+    """
+    try:
+        yield
+    except kinds as error:
+        message = error.args[0] if isinstance(error, LookupError) and error.args else error
+        typer.secho(f"error: {message}", fg="red", err=True)
+        raise typer.Exit(code) from error
 
 
 def _store(ctx: typer.Context) -> str:
@@ -91,14 +107,11 @@ def ingest(
     from flows.ingest import ingest_flow, ingest_summary
 
     allowed = [x.strip() for x in labels.split(",") if x.strip()] if labels else []
-    try:
+    with user_errors(ManifestError, PrivacyError, OSError, code=2):
         if labels_file:
             allowed += [x.strip() for x in labels_file.read_text(encoding="utf-8").splitlines() if x.strip()]
         result = ingest_flow(str(manifest), settings.db_url, home=str(settings.home), labels=allowed or None,
                              allow_outside_paths=allow_outside_paths)
-    except (ManifestError, PrivacyError, OSError) as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(2) from error
     typer.echo(json.dumps(result))
     typer.echo(ingest_summary(result), err=True)
     if strict and (result.get("rejected") or result.get("conflicts")):
@@ -137,20 +150,14 @@ def train(
 
     options = None
     if preprocessing is not None:
-        try:
+        with user_errors(OSError, json.JSONDecodeError):
             options = json.loads(preprocessing.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            typer.secho(f"error: cannot read preprocessing file {preprocessing}: {error}", fg="red", err=True)
-            raise typer.Exit(1) from error
 
-    try:
+    with user_errors(ValueError, FileNotFoundError):  # bad data or settings: say what to fix
         version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
                              image_weights=str(image_weights) if image_weights else None,
                              text_model=str(text_model) if text_model else None, seed=seed, augment=augment,
                              preprocessing=options)
-    except (ValueError, FileNotFoundError) as error:  # bad data or settings: say what to fix, no traceback
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(1) from error
     typer.echo(f"model version {version}")
 
 
@@ -165,11 +172,8 @@ def diagnose(
     settings = _settings(ctx)
     from flows.diagnose import diagnose_flow
 
-    try:
+    with user_errors(LookupError):
         counts = diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device)
-    except LookupError as error:
-        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
-        raise typer.Exit(1) from error
     typer.echo(json.dumps(counts))
 
 
@@ -185,11 +189,8 @@ def augment(
     settings = _settings(ctx)
     from flows.augment import augment_flow
 
-    try:
+    with user_errors(LookupError, ValueError):
         report = augment_flow(settings.db_url, str(settings.home), label=label, n=n, model=model, seed=seed)
-    except (LookupError, ValueError) as error:
-        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
-        raise typer.Exit(1) from error
     typer.echo(json.dumps(report))
 
 
@@ -205,11 +206,8 @@ def evaluate(
     from flows.evaluate import evaluate_model
     from flows.render import metrics_table, print_table
 
-    try:
+    with user_errors(LookupError):
         report = evaluate_model(db_url, model, None if split == "all" else split)
-    except LookupError as error:
-        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
-        raise typer.Exit(1) from error
     print_table(metrics_table(report))
     if json_path:
         json_path.write_text(json.dumps(report, indent=2))
