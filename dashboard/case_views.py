@@ -7,9 +7,10 @@ import pandas as pd
 import streamlit as st
 
 import db
-from dashboard import data, imaging, insight_data
+from diagnosis.settings import Settings
+from dashboard import data, imaging, insight_data, jobs
 
-__all__ = ["show_image", "show_similar"]
+__all__ = ["show_image", "show_reconstruction", "show_similar"]
 
 
 def _caption(detail: db.CaseDetail, array_shape: tuple[int, ...], where: str | None) -> str:
@@ -76,3 +77,28 @@ def show_similar(url: str, case_key: str, model_version_id: int) -> None:
     st.dataframe(frame, hide_index=True, key="similar_cases",
                  column_config={"distance": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
     st.caption(f"Nearest among the {db.NEIGHBOUR_POOL:,} most recent confirmed cases of this model version.")
+
+
+def show_reconstruction(url: str, detail: db.CaseDetail, model_version_id: int, can_launch: bool) -> None:
+    """The model's reconstruction and text -> image view beside the nearest real texts for the image, if computed."""
+    record = data.case_views_record(model_version_id, detail.summary.case_key)
+    if record is None:
+        st.caption("Not computed yet for this model version (`diagnosis reconstruct CASE`); the dashboard never "
+                   "runs a model itself.")  # fmt: skip
+        if can_launch and st.button("Compute the views", key="reconstruct"):
+            log = jobs.launch_reconstruct(url, detail.summary.case_key, model_version_id, Settings.from_env().home / "logs")
+            st.info(f"Started; reload the page in a few seconds (log: {log.name}).")
+        return
+    columns = st.columns(2)
+    for column, name, title in zip(columns, ("reconstruction", "image_from_text"), ("Reconstruction", "Image from the text"), strict=True):
+        with column:
+            if record.get(name):
+                array = data.image_array(record[name])
+                plane = imaging.display_plane(array, detail.image_format, array.shape[-1] // 2 if array.ndim == 3 else None)
+                st.image(imaging.to_uint8(plane), width="stretch", output_format="PNG", caption=title)
+            else:
+                st.caption(f"{title}: the case lacks the modality it starts from.")
+    if record.get("nearest_texts"):
+        st.markdown("**Real symptom texts nearest to the image's decoded text**")
+        for item in record["nearest_texts"]:
+            st.text(f"[{item['label']}] {item['text']}")

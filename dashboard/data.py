@@ -13,6 +13,8 @@ Examples:
 
 from __future__ import annotations
 
+import json
+
 import re
 
 import numpy as np
@@ -206,3 +208,14 @@ def image_array(path: str) -> np.ndarray:
     from diagnosis.ingest.images import load_image  # imports MONAI: only pay for it when an image is shown
 
     return load_image(path).array[0]
+
+
+def case_views_record(model_version_id: int, case_key: str) -> dict | None:
+    """The decoded views ``diagnosis reconstruct`` wrote for a case, or ``None`` (read fresh: a job may just have run)."""
+    path = Settings.from_env().views_file(model_version_id, case_key)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

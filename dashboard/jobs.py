@@ -12,7 +12,7 @@ import streamlit as st
 
 import db
 
-__all__ = ["augment_command", "launch_augment"]
+__all__ = ["augment_command", "launch_augment", "launch_reconstruct"]
 
 PROBE_TIMEOUT_S = 120  # `diagnosis augment --help` imports the CLI; a busy machine is slow
 
@@ -64,4 +64,22 @@ def launch_augment(url: str, username: str, label: str, n: int, log_dir: Path) -
                          env=env, start_new_session=True)  # fmt: skip
     with db.session_scope(url) as session:
         db.append_audit(session, username=username, action="augment", after={"label": label, "n": n})
+    return log
+
+
+def launch_reconstruct(url: str, case_key: str, model_version_id: int, log_dir: Path) -> Path:
+    """Start ``diagnosis reconstruct CASE --model ID`` in the background; returns its log file.
+
+    Raises:
+        FileNotFoundError: If the installation has no ``diagnosis`` command.
+    """
+    executable = _diagnosis_executable()
+    if executable is None:
+        raise FileNotFoundError("the `diagnosis` command is not available in this installation")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / "reconstruct.log"
+    env = {**os.environ, "DIAGNOSIS_DATABASE_URL": url}
+    with log.open("ab") as out:
+        subprocess.Popen([executable, "reconstruct", case_key, "--model", str(model_version_id)], stdout=out,  # noqa: S603
+                         stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
     return log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,3 +53,8 @@ class Settings:
     def prefect_home(self) -> Path:
         """Isolated Prefect home, so runs never touch a user's global Prefect profile."""
         return self.home / "prefect"
+
+    def views_file(self, model_version_id: int, case_key: str) -> Path:
+        """Where ``diagnosis reconstruct`` keeps a case's decoded views (the file name hashes the case id)."""
+        digest = hashlib.sha256(case_key.encode()).hexdigest()[:24]
+        return self.home / "reconstructions" / f"v{model_version_id}" / f"{digest}.json"

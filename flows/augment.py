@@ -21,12 +21,14 @@ from flows.common import text_encoder
 from flows.diagnose import resolve_model
 from flows.tracking import recorded_run
 
-__all__ = ["augment_flow"]
+__all__ = ["SYNTHETIC_PREFIX", "augment_flow", "real_texts", "save_decoded_image"]
+
+SYNTHETIC_PREFIX = "AUG-"  # case ids of generated cases start with this
 
 logger = logging.getLogger("flows")
 
 
-def _save_image(pixels: np.ndarray, path: Path) -> db.ImageIn:
+def save_decoded_image(pixels: np.ndarray, path: Path) -> db.ImageIn:
     """Write one decoded ``(1, *grid)`` image in [0, 1] as PNG (2D) or NIfTI (3D)."""
     grid = pixels[0]
     if grid.ndim == 2:  # MONAI's PIL reader transposes on load: store the transpose so a re-read matches the model
@@ -57,8 +59,8 @@ def store_samples(samples: GeneratedSamples, texts: list[str | None], label: str
     out_dir.mkdir(parents=True, exist_ok=True)
     cases = []
     for i in range(len(samples.latents)):
-        key = f"AUG-v{version}-{label}-{uuid.uuid4().hex[:10]}"
-        image = _save_image(samples.outputs["image"][i], out_dir / key) if "image" in samples.outputs else None
+        key = f"{SYNTHETIC_PREFIX}v{version}-{label}-{uuid.uuid4().hex[:10]}"
+        image = save_decoded_image(samples.outputs["image"][i], out_dir / key) if "image" in samples.outputs else None
         cases.append(db.CaseIn(case_key=key, patient_key=None, label=label, split="train", text=texts[i], image=image,
                                source=f"augment: model version {version}", is_synthetic=True))
     with db.session_scope(db_url) as session:

@@ -195,6 +195,21 @@ def augment(
 
 
 @app.command()
+def reconstruct(
+    ctx: typer.Context,
+    case_id: str,
+    model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
+) -> None:
+    """Decode a case's reconstruction and cross-modal views (text -> image, image -> nearest texts) for the dashboard."""
+    settings = _settings(ctx)
+    from flows.reconstruct import reconstruct_flow
+
+    with user_errors(LookupError):
+        record = reconstruct_flow(settings.db_url, str(settings.home), case_id, model=model)
+    typer.echo(json.dumps(record))
+
+
+@app.command()
 def evaluate(
     ctx: typer.Context,
     split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
@@ -264,7 +279,8 @@ def demo(
     report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
     print_table(metrics_table(report))
     home = f" --home {settings.home}" if os.environ.get(HOME_ENV) != str(settings.home) else ""
-    typer.echo(f"\nstore: {settings.db_url}\nnext: diagnosis{home} dashboard   (then open http://127.0.0.1:8501)")
+    typer.echo(f"\nstore: {settings.db_url}\nnext: diagnosis{home} users add admin --role admin   (asks for a password)"
+               f"\n      diagnosis{home} dashboard   (then open http://127.0.0.1:8501 and sign in)")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from diagnosis.evaluation import classification_metrics
 from diagnosis.features import TextEncoderConfig
 from diagnosis.fusion import FusionConfig
 from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
+from flows.augment import SYNTHETIC_PREFIX
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
 
@@ -103,7 +104,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         result = fit_task(spec, tables["train"], tables.get("val"), config, device)
         metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
         run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url)
-        run.add(train=len(splits["train"]), synthetic=sum(c.case_key.startswith("AUG-") for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
+        run.add(train=len(splits["train"]), synthetic=sum(c.case_key.startswith(SYNTHETIC_PREFIX) for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
         logger.info("registered model version %d (val accuracy %.3f)", run.model_version_id,
                     metrics.get("val", {}).get("accuracy", np.nan))
         return run.model_version_id

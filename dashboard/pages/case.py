@@ -63,8 +63,7 @@ if latest is not None:
     st.subheader("Similar past cases")
     case_views.show_similar(url, case_key, latest.model_version_id)
     st.subheader("Reconstruction and cross-modal view")
-    st.caption("The store holds no reconstruction for this case: the model's decoders run in the flows, "
-               "and the dashboard never runs a model.")
+    case_views.show_reconstruction(url, detail, latest.model_version_id, can_launch=True)
 
 st.subheader("Prediction history")
 if detail.predictions:

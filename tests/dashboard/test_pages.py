@@ -213,7 +213,7 @@ def test_case_page_2d_shows_image_text_and_probabilities(store: Store) -> None:
     similar = table(at, {"case", "confirmed diagnosis", "distance"})
     assert similar["case"].tolist() == [store.text_only, store.image_3d]  # nearest latent first
     assert similar["confirmed diagnosis"].tolist() == ["covid", "normal"]
-    assert "no reconstruction" in texts(at)
+    assert "Not computed yet" in texts(at) and at.button(key="reconstruct") is not None
     assert len(at.image) == 1 and at.image[0].captions[0].startswith("png · 48 × 40 px")
     assert [slider.label for slider in at.slider] == ["Window (intensity range shown)"], "no slice slider in 2D"
     assert "Productive cough and fever" in texts(at)
@@ -225,6 +225,28 @@ def test_case_page_2d_shows_image_text_and_probabilities(store: Store) -> None:
     assert history["model"].tolist() == ["poe-v2", "poe-v1"]
     assert history["prediction"].tolist() == ["pneumonia", "normal"]
     assert history["modalities"].tolist() == ["image + text", "image"]
+
+
+def test_case_page_shows_computed_reconstruction_views(store: Store) -> None:
+    from PIL import Image
+
+    from diagnosis.settings import Settings
+
+    record_path = Settings(home=store.home).views_file(2, store.image_2d)  # the case's latest model version
+    record_path.parent.mkdir(parents=True)
+    paths = {}
+    for name, value in (("reconstruction", 200), ("image_from_text", 90)):
+        pixels = np.zeros((16, 16), dtype=np.uint8)
+        pixels[4:12, 4:12] = value
+        paths[name] = str(record_path.with_name(f"{name}.png"))
+        Image.fromarray(pixels).save(paths[name])
+    record = {"model_version_id": 2, "case_key": store.image_2d, **paths,
+              "nearest_texts": [{"text": "Dry cough and fever since Monday.", "label": "pneumonia"}]}
+    record_path.write_text(json.dumps(record))
+    at = open_page("pages/case.py", case=store.image_2d)
+    captions = [image.captions[0] for image in at.image]
+    assert captions[1:] == ["Reconstruction", "Image from the text"]  # after the case image itself
+    assert "[pneumonia] Dry cough and fever since Monday." in texts(at) and "Not computed yet" not in texts(at)
 
 
 def test_case_page_3d_shows_three_orthogonal_views_with_sliders(store: Store) -> None:

@@ -68,6 +68,21 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
     assert "H-missing" in run(home, "cases", "--status", "rejected")
 
 
+def test_reconstruct_writes_the_views_the_dashboard_shows(home: Path, mixed_manifest: Path) -> None:
+    from diagnosis.ingest import load_image
+    from diagnosis.settings import Settings
+
+    record = json.loads(run(home, "reconstruct", "H-png", "--model", "1"))
+    assert record["model_version_id"] == 1 and len(record["nearest_texts"]) == 3
+    assert Settings(home=home).views_file(1, "H-png").is_file()
+    for name in ("reconstruction", "image_from_text"):
+        assert load_image(record[name]).array.shape == (1, 32, 32)  # back on the model grid
+    text_only = json.loads(run(home, "reconstruct", "H-text", "--model", "1"))
+    assert text_only["reconstruction"] is None and text_only["image_from_text"] and text_only["nearest_texts"] == []
+    missing = runner.invoke(app, ["--home", str(home), "reconstruct", "nope"])
+    assert missing.exit_code == 1 and "not found" in missing.output
+
+
 def test_augment_adds_synthetic_cases_that_are_never_evaluated(home: Path, mixed_manifest: Path) -> None:
     report_path = mixed_manifest.parent / "before.json"
     run(home, "evaluate", "--split", "all", "--json", str(report_path))
