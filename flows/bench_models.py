@@ -25,7 +25,8 @@ def p1_table(report: dict) -> Table:
     for fusion, result in report["results"].items():
         for mode, m in result["modes"].items():
             table.add_row(fusion, mode, f"{m['auc']:.4f}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['ece']:.4f}",
-                          f"{m['recall']['normal']:.3f}", f"{m['recall']['pneumonia']:.3f}", f"{result['seconds_per_epoch']:.1f}")
+                          f"{m['recall']['normal']:.3f}", f"{m['recall']['pneumonia']:.3f}",
+                          "—" if result["seconds_per_epoch"] is None else f"{result['seconds_per_epoch']:.1f}")
     return table
 
 
@@ -33,7 +34,7 @@ def p1_table(report: dict) -> Table:
 def p1(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p1.json"),
-    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated variants (default: all).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated variants and baselines (default: all).")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -42,10 +43,11 @@ def p1(
     """P1: train each fusion variant on the paired data, score image / text / fused / fused_missing50 on test."""
     from diagnosis.benchmarks import P1Config, run_p1
     from diagnosis.device import resolve_device
-    from diagnosis.fusion import FUSIONS
     from flows.render import print_table
 
-    config = P1Config(fusions=tuple(fusion.split(",")) if fusion else FUSIONS, epochs=epochs, train_limit=train_limit)
+    config = P1Config(epochs=epochs, train_limit=train_limit)
+    if fusion:
+        config = P1Config(fusions=tuple(fusion.split(",")), epochs=epochs, train_limit=train_limit)
     report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device), on_epoch=_progress)
     print_table(p1_table(report))
     json_path.write_text(json.dumps(report, indent=2))

@@ -20,9 +20,10 @@ from diagnosis.features import ImagePreprocessing, TextEncoder, preprocess_image
 from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
 from diagnosis.training import FeatureTable, TrainConfig, fit
+from diagnosis.benchmarks.baselines import BASELINES, fit_baseline, predict_baseline
 from diagnosis.benchmarks.p1_data import P1Data, P1Split
 
-__all__ = ["LABELS", "MODES", "mode_view", "P1Config", "binary_metrics", "choose_threshold", "p1_tables", "run_p1"]
+__all__ = ["LABELS", "MODES", "mode_view", "score_modes", "P1Config", "binary_metrics", "choose_threshold", "p1_tables", "run_p1"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ MODES = ("image", "text", "fused", "fused_missing50")
 class P1Config:
     """Benchmark settings (recorded in the JSON output)."""
 
-    fusions: tuple[str, ...] = FUSIONS  # fusion variants to train and score
+    fusions: tuple[str, ...] = FUSIONS + BASELINES  # fusion variants and non-VAE baselines to train and score
     epochs: int = 30  # maximum epochs per model (selection on val)
     batch_size: int = 128  # cases per step
     image_size: int = 32  # 28 px images are resized onto this grid
@@ -95,14 +96,15 @@ def binary_metrics(labels: np.ndarray, p_positive: np.ndarray, threshold: float)
     }
 
 
-def _score(model, tables: dict[str, FeatureTable], device: torch.device) -> dict[str, dict]:  # noqa: ANN001
+def score_modes(
+    probabilities: Callable[[FeatureTable], np.ndarray], tables: dict[str, FeatureTable], modes: Sequence[str] = MODES
+) -> dict[str, dict]:
+    """Test metrics per mode; each threshold is chosen on val in the same mode (``fused`` for missing50)."""
     out = {}
-    for mode in MODES:
-        val_mode = "fused" if mode == "fused_missing50" else mode  # the threshold of the fused model on val
-        p_val = predict(model, mode_view(tables["val"], val_mode), device, samples=1).probabilities[:, 1]
-        threshold = choose_threshold(tables["val"].labels, p_val)
-        p_test = predict(model, mode_view(tables["test"], mode), device, samples=1).probabilities[:, 1]
-        out[mode] = binary_metrics(tables["test"].labels, p_test, threshold)
+    for mode in modes:
+        val_mode = "fused" if mode == "fused_missing50" else mode
+        threshold = choose_threshold(tables["val"].labels, probabilities(mode_view(tables["val"], val_mode))[:, 1])
+        out[mode] = binary_metrics(tables["test"].labels, probabilities(mode_view(tables["test"], mode))[:, 1], threshold)
     return out
 
 
@@ -119,6 +121,14 @@ def run_p1(
     modalities = ModalitySpec(image=image, vectors={"text": tables["train"].inputs["text"].shape[1]})
     results = {}
     for fusion in fusions or config.fusions:
+        if fusion in BASELINES:
+            started = time.perf_counter()
+            baseline = fit_baseline(fusion, modalities, len(LABELS), tables["train"], tables["val"], config.epochs,
+                                    config.batch_size, seed=config.seed, device=device)
+            results[fusion] = {"seconds": round(time.perf_counter() - started, 1), "kind": "baseline",
+                               "modes": score_modes(lambda t, b=baseline: predict_baseline(b, t, device), tables)}
+            results[fusion]["seconds_per_epoch"] = None
+            continue
         spec = ModelSpec(LABELS, modalities, FusionConfig(fusion=fusion))
         train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8)
         started = time.perf_counter()
@@ -129,7 +139,7 @@ def run_p1(
             "epochs": len(result.history),
             "best_epoch": result.best_epoch,
             "seconds_per_epoch": round(result.seconds / max(len(result.history), 1), 2),
-            "modes": _score(result.model, tables, device),
+            "modes": score_modes(lambda t, m=result.model: predict(m, t, device, samples=1).probabilities, tables),
         }
         logger.info("P1 %s: fused AUC %.4f", fusion, results[fusion]["modes"]["fused"]["auc"])
     return {"config": asdict(config), "results": results}

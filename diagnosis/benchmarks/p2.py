@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import torch
 
-from diagnosis.benchmarks.p1 import LABELS, P1Config, binary_metrics, choose_threshold, mode_view
+from diagnosis.benchmarks.p1 import LABELS, P1Config, score_modes
 from diagnosis.benchmarks.p1_data import P1Data, P1Split, rare_subsample
 from diagnosis.classify import ModelSpec, predict
 from diagnosis.features import ImagePreprocessing
@@ -32,10 +32,7 @@ def p2_data(data: P1Data) -> P1Data:
 
 
 def _fused_metrics(model, tables: dict[str, FeatureTable], device: torch.device) -> dict:  # noqa: ANN001
-    p_val = predict(model, mode_view(tables["val"], "fused"), device, samples=1).probabilities[:, 1]
-    threshold = choose_threshold(tables["val"].labels, p_val)
-    p_test = predict(model, mode_view(tables["test"], "fused"), device, samples=1).probabilities[:, 1]
-    return binary_metrics(tables["test"].labels, p_test, threshold)
+    return score_modes(lambda t: predict(model, t, device, samples=1).probabilities, tables, modes=("fused",))["fused"]
 
 
 def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.device, fusion: str = "poe") -> dict:

@@ -38,11 +38,12 @@ def test_threshold_and_metrics() -> None:
 
 def test_bench_p1_command_writes_every_figure(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "p1.json"
-    result = CliRunner().invoke(app, ["bench", "p1", "--data", str(shared_data), "--json", str(out), "--fusion", "poe,concat",
+    result = CliRunner().invoke(app, ["bench", "p1", "--data", str(shared_data), "--json", str(out), "--fusion", "poe,concat,late,attention,mmae",
                                       "--epochs", "1", "--train-limit", "300", "--home", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {"poe", "concat"}
+    assert set(report["results"]) == {"poe", "concat", "late", "attention", "mmae"}
+    assert report["results"]["late"]["kind"] == "baseline"
     for fusion in report["results"].values():
         assert set(fusion["modes"]) == {"image", "text", "fused", "fused_missing50"}
         for metrics in fusion["modes"].values():
