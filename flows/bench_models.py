@@ -12,7 +12,7 @@ from rich.table import Table
 
 from flows.bench_cli import app
 
-__all__ = ["p1", "p1_table", "p2", "p2_table"]
+__all__ = ["multivae", "p1", "p1_table", "p2", "p2_table"]
 
 DATA = Path("../shared/data")  # the shared data folder beside a checkout
 
@@ -105,3 +105,37 @@ def p2(
     print_table(p2_table(report))
     json_path.write_text(json.dumps(report, indent=2))
     typer.echo(f"wrote {json_path}")
+
+
+@app.command("multivae")
+def multivae(
+    data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-multivae.json"),
+    python: Annotated[Path, typer.Option(help="Python of the MultiVae environment (.ci/multivae-env builds it).")] = Path(".venv-multivae/bin/python"),
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=2)] = 128,
+    latent_dim: Annotated[int, typer.Option(min=2)] = 32,
+    home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
+) -> None:
+    """Our MoPoE against MultiVae's MoPoE: same P1 split, networks, latent size, batch size and epochs."""
+    from diagnosis.benchmarks import P1Config
+    from diagnosis.benchmarks.peer import run_peer
+    from diagnosis.device import resolve_device
+    from flows.cli import user_errors
+
+    if not python.is_file():
+        typer.secho(f"error: no MultiVae environment at {python}; build it with `bash .ci/multivae-env`", fg="red", err=True)
+        raise typer.Exit(1)
+    tables = _tables(data, P1Config(), home, rare=False)
+    with user_errors(RuntimeError):
+        report = run_peer(tables, str(python), latent_dim, batch_size, epochs, resolve_device("auto"))
+    table = Table(title=f"MoPoE side by side — P1 train split, {epochs} epochs, batch {batch_size}, latent {latent_dim}")
+    for column in ("implementation", "seconds / epoch", "latent logistic-regression test accuracy"):
+        table.add_column(column, justify="left" if column == "implementation" else "right")
+    for name, key in (("this project", "ours"), ("MultiVae", "multivae")):
+        table.add_row(name, f"{report[key]['seconds_per_epoch']:.1f}", f"{report[key]['accuracy']:.4f}")
+    from flows.render import print_table
+
+    print_table(table)
+    typer.echo(f"seconds per epoch, ours / MultiVae: {report['seconds_ratio']:.2f}")
+    json_path.write_text(json.dumps(report, indent=2))

@@ -210,8 +210,6 @@ def test_predictions_for_evaluation(session: Session, seeded: dict[str, int]) ->
 @pytest.mark.slow
 def test_list_cases_fast_with_100k_cases(request: pytest.FixtureRequest, session: Session, make_case: MakeCase) -> None:
     """Pages stay fast on a big store (opt-in: ``-m slow``; seeding takes about a minute)."""
-    if "slow" not in str(request.config.getoption("markexpr")):
-        pytest.skip("seeds 100k cases; run with `-m slow`")
     n = 100_000
     upsert_cases(session, [make_case(f"K{i:06d}", label=("a", "b")[i % 2], split="train") for i in range(n)])
     model = _register(session, "big")
