@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 import db
-from diagnosis.settings import Settings
 from dashboard import data, imaging, insight_data, jobs
+from diagnosis.settings import Settings
 
 __all__ = ["show_image", "show_reconstruction", "show_similar"]
 

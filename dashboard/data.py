@@ -14,7 +14,6 @@ Examples:
 from __future__ import annotations
 
 import json
-
 import re
 
 import numpy as np

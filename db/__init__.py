@@ -13,6 +13,17 @@ Examples:
 from __future__ import annotations
 
 from db.engine import default_sqlite_url, dispose_engines, get_engine, migrate, session_scope
+from db.insight import (
+    NEIGHBOUR_POOL,
+    LatentPoint,
+    SimilarCase,
+    SyntheticSample,
+    cases_per_day,
+    latent_sample,
+    similar_cases,
+    synthetic_counts,
+    synthetic_samples,
+)
 from db.queries import (
     CaseDetail,
     CaseSummary,
@@ -31,17 +42,6 @@ from db.queries import (
     predicted_label_counts,
     predictions_for_evaluation,
     status_counts,
-)
-from db.insight import (
-    NEIGHBOUR_POOL,
-    LatentPoint,
-    SimilarCase,
-    SyntheticSample,
-    cases_per_day,
-    latent_sample,
-    similar_cases,
-    synthetic_counts,
-    synthetic_samples,
 )
 from db.repository import (
     CaseIn,

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
 from diagnosis.features.image import ImageFeatureNet
+from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
 from diagnosis.training.data import FeatureTable
 
 __all__ = ["BASELINES", "Baseline", "fit_baseline", "predict_baseline"]

@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
+from diagnosis.benchmarks.baselines import BASELINES, fit_baseline, predict_baseline
+from diagnosis.benchmarks.p1_data import P1Data, P1Split
 from diagnosis.classify import ModelSpec, predict
 from diagnosis.evaluation import expected_calibration_error
 from diagnosis.features import ImagePreprocessing, TextEncoder, preprocess_image
 from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
 from diagnosis.training import FeatureTable, TrainConfig, fit
-from diagnosis.benchmarks.baselines import BASELINES, fit_baseline, predict_baseline
-from diagnosis.benchmarks.p1_data import P1Data, P1Split
 
 __all__ = ["LABELS", "MODES", "mode_view", "score_modes", "P1Config", "binary_metrics", "choose_threshold", "p1_tables", "run_p1"]
 

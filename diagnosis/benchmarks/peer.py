@@ -55,7 +55,7 @@ def train_ours(tables: dict[str, FeatureTable], latent_dim: int, batch_size: int
 
 
 def run_peer(tables: dict[str, FeatureTable], python: str, latent_dim: int = 32, batch_size: int = 128,
-             epochs: int = 10, device: torch.device = torch.device("cpu")) -> dict:
+             epochs: int = 10, device: torch.device | None = None) -> dict:
     """Train both, report seconds per epoch, their ratio and both latent accuracies.
 
     Args:
@@ -69,7 +69,7 @@ def run_peer(tables: dict[str, FeatureTable], python: str, latent_dim: int = 32,
     Raises:
         RuntimeError: The MultiVae run failed (its output is in the message).
     """
-    ours = train_ours(tables, latent_dim, batch_size, epochs, device)
+    ours = train_ours(tables, latent_dim, batch_size, epochs, device or torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "features.npz", Path(tmp) / "latents.npz"
         np.savez(data, **{f"{split}_{m}": tables[split].inputs[m] for split in ("train", "test") for m in ("image", "text")})

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from diagnosis.classify.model import DiagnosisModel
-from diagnosis.classify.uncertainty import predictive_entropy, prediction_sets
+from diagnosis.classify.uncertainty import prediction_sets, predictive_entropy
 from diagnosis.training.data import FeatureTable
 
 __all__ = ["Predictions", "predict"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.networks.nets import Regressor
 from monai.data import MetaTensor
-from monai.transforms import Orientation, Resize, Spacing, ScaleIntensityRange, ScaleIntensityRangePercentiles
+from monai.networks.nets import Regressor
+from monai.transforms import Orientation, Resize, ScaleIntensityRange, ScaleIntensityRangePercentiles, Spacing
 from torch import nn
 
 from diagnosis.ingest.images import ImageError, LoadedImage, load_image

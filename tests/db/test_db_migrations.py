@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from db import default_sqlite_url, get_engine, migrate, session_scope
 from db.models import Base, Patient
 
+
 def head_revision() -> str:
     """The newest revision of the packaged migrations."""
     from alembic.script import ScriptDirectory

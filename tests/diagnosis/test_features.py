@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from diagnosis.features import EmbeddingCache, ImageFeatureNet, ImagePreprocessing, TextEncoder, TextEncoderConfig, preprocess_image
+from diagnosis.features import (
+    EmbeddingCache,
+    ImageFeatureNet,
+    ImagePreprocessing,
+    TextEncoder,
+    TextEncoderConfig,
+    preprocess_image,
+)
 from diagnosis.ingest import ImageError, LoadedImage
 
 
