@@ -278,7 +278,7 @@ def demo(
 
     report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
     print_table(metrics_table(report))
-    home = f" --home {settings.home}" if os.environ.get(HOME_ENV) != str(settings.home) else ""
+    home = "" if Settings.from_env().home == settings.home else f" --home {settings.home}"  # only when not implied
     typer.echo(f"\nstore: {settings.db_url}\nnext: diagnosis{home} users add admin --role admin   (asks for a password)"
                f"\n      diagnosis{home} dashboard   (then open http://127.0.0.1:8501 and sign in)")
 
