@@ -43,13 +43,18 @@ def p1(
     """P1: train each fusion variant on the paired data, score image / text / fused / fused_missing50 on test."""
     from diagnosis.benchmarks import P1Config, run_p1
     from diagnosis.device import resolve_device
+
+    chosen = {"fusions": tuple(fusion.split(","))} if fusion else {}  # default: every variant and baseline
+    config = P1Config(epochs=epochs, train_limit=train_limit, **chosen)
+    report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device), on_epoch=_progress)
+    _emit(p1_table(report), report, json_path)
+
+
+def _emit(table: Table, report: dict, json_path: Path) -> None:
+    """Print the table and write every figure as JSON."""
     from flows.render import print_table
 
-    config = P1Config(epochs=epochs, train_limit=train_limit)
-    if fusion:
-        config = P1Config(fusions=tuple(fusion.split(",")), epochs=epochs, train_limit=train_limit)
-    report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device), on_epoch=_progress)
-    print_table(p1_table(report))
+    print_table(table)
     json_path.write_text(json.dumps(report, indent=2))
     typer.echo(f"wrote {json_path}")
 
@@ -98,13 +103,10 @@ def p2(
     """P2: rare normal class; plain, class_weights, vae_augment, vae_augment+class_weights on the test split."""
     from diagnosis.benchmarks import P1Config, run_p2
     from diagnosis.device import resolve_device
-    from flows.render import print_table
 
     config = P1Config(fusions=(fusion,), epochs=epochs, train_limit=train_limit)
     report = run_p2(_tables(data, config, home, rare=True), config, resolve_device(device), fusion=fusion)
-    print_table(p2_table(report))
-    json_path.write_text(json.dumps(report, indent=2))
-    typer.echo(f"wrote {json_path}")
+    _emit(p2_table(report), report, json_path)
 
 
 @app.command("multivae")
@@ -134,8 +136,5 @@ def multivae(
         table.add_column(column, justify="left" if column == "implementation" else "right")
     for name, key in (("this project", "ours"), ("MultiVae", "multivae")):
         table.add_row(name, f"{report[key]['seconds_per_epoch']:.1f}", f"{report[key]['accuracy']:.4f}")
-    from flows.render import print_table
-
-    print_table(table)
-    typer.echo(f"seconds per epoch, ours / MultiVae: {report['seconds_ratio']:.2f}")
-    json_path.write_text(json.dumps(report, indent=2))
+    table.caption = f"seconds per epoch, ours / MultiVae: {report['seconds_ratio']:.2f}"
+    _emit(table, report, json_path)

@@ -55,7 +55,7 @@ def user_errors(*kinds: type[BaseException], code: int = 1) -> Iterator[None]:
         raise typer.Exit(code) from error
 
 
-def _store(ctx: typer.Context) -> str:
+def migrated_store(ctx: typer.Context) -> str:
     """Settings as in :func:`_settings`, and the store migrated to the current schema; returns its URL."""
     settings = _settings(ctx)
     import db
@@ -217,7 +217,7 @@ def evaluate(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the report here.")] = None,
 ) -> None:
     """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
-    db_url = _store(ctx)
+    db_url = migrated_store(ctx)
     from flows.evaluate import evaluate_model
     from flows.render import metrics_table, print_table
 
@@ -237,7 +237,7 @@ def cases(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List cases with status, reason, label, split, modalities and predictions."""
-    db_url = _store(ctx)
+    db_url = migrated_store(ctx)
     import db
     from flows.render import cases_table, print_table
 

@@ -42,11 +42,12 @@ def reconstruct_flow(db_url: str, home: str, case_key: str, model: str = "latest
             detail = db.get_case(session, case_key)
         if detail is None:
             raise LookupError(f"case {case_key!r} not found; list cases with `diagnosis cases`")
-        net = load_model(version.checkpoint_path, resolve_device(device))
+        target_device = resolve_device(device)
+        net = load_model(version.checkpoint_path, target_device)
         encoder = text_encoder(net.spec.text, Path(home) / "cache")
         case = SimpleNamespace(image_path=detail.image_path, text=detail.text)
         table = build_features([case], net.spec.modalities.image, encoder)
-        views = case_views(net, table, 0, resolve_device(device))
+        views = case_views(net, table, 0, target_device)
         target = Settings(home=Path(home)).views_file(version.id, case_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         record: dict = {"model_version_id": version.id, "case_key": case_key, "nearest_texts": []}

@@ -13,12 +13,9 @@ app = typer.Typer(help="Dashboard users: add, list, disable.", no_args_is_help=T
 
 def _url(ctx: typer.Context) -> str:
     """The store URL from the root command's settings, migrated to the current schema."""
-    import db
+    from flows.cli import migrated_store
 
-    root = ctx.find_root()
-    url: str = root.obj.db_url
-    db.migrate(url)
-    return url
+    return migrated_store(ctx.find_root())
 
 
 @app.command("add")
@@ -32,13 +29,10 @@ def add(
 ) -> None:
     """Add a user; the password is stored as an argon2id hash."""
     import db
+    from flows.cli import user_errors
 
-    try:
-        with db.session_scope(_url(ctx)) as session:
-            user = db.create_user(session, username, password, role=role)
-    except ValueError as error:  # includes UserExistsError
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(1) from error
+    with user_errors(ValueError), db.session_scope(_url(ctx)) as session:  # ValueError includes UserExistsError
+        user = db.create_user(session, username, password, role=role)
     typer.echo(f"added {user.role} {user.username}")
 
 
@@ -60,11 +54,8 @@ def list_(ctx: typer.Context) -> None:
 def disable(ctx: typer.Context, username: str) -> None:
     """Disable a user: they can no longer sign in; their reviews and audit rows stay."""
     import db
+    from flows.cli import user_errors
 
-    try:
-        with db.session_scope(_url(ctx)) as session:
-            db.set_user_active(session, username, False)
-    except LookupError as error:
-        typer.secho(f"error: {error.args[0]}", fg="red", err=True)
-        raise typer.Exit(1) from error
+    with user_errors(LookupError), db.session_scope(_url(ctx)) as session:
+        db.set_user_active(session, username, False)
     typer.echo(f"disabled {username}")

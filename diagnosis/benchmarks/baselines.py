@@ -19,10 +19,12 @@ from torch import nn
 from diagnosis.features.image import ImageFeatureNet
 from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
 from diagnosis.training.data import FeatureTable
+from diagnosis.training.trainer import mask_modalities
 
 __all__ = ["BASELINES", "Baseline", "fit_baseline", "predict_baseline"]
 
 BASELINES = ("late", "attention", "mmae")
+MODALITY_DROPOUT = 0.2  # chance of hiding one modality of a complete training case, as for the VAEs
 Tensors = Mapping[str, torch.Tensor]
 
 
@@ -90,14 +92,6 @@ class Baseline(nn.Module):
         return loss
 
 
-def _with_dropout(masks: Tensors, generator: torch.Generator, p: float = 0.2) -> dict[str, torch.Tensor]:
-    names = list(masks)
-    stacked = torch.stack([masks[m] for m in names])
-    drop = stacked.all(0) & (torch.rand(stacked.shape[1], generator=generator) < p)
-    which = torch.randint(len(names), (stacked.shape[1],), generator=generator)
-    return {m: masks[m] & ~(drop & (which == i)) for i, m in enumerate(names)}
-
-
 def fit_baseline(kind: str, spec: ModalitySpec, n_classes: int, train: FeatureTable, val: FeatureTable,
                  epochs: int = 30, batch_size: int = 128, lr: float = 2e-3, seed: int = 0, patience: int = 8,
                  device: torch.device | str = "cpu") -> Baseline:
@@ -117,9 +111,7 @@ def fit_baseline(kind: str, spec: ModalitySpec, n_classes: int, train: FeatureTa
             if len(index) < 2:
                 continue  # batch norm needs two samples
             inputs, masks, targets = train.batch(index, device)
-            masks = {m: v.cpu() for m, v in masks.items()}
-            masks = {m: v.to(device) for m, v in _with_dropout(masks, generator).items()}
-            loss = model.loss(inputs, masks, targets)
+            loss = model.loss(inputs, mask_modalities(masks, MODALITY_DROPOUT, generator), targets)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

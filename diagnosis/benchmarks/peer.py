@@ -18,7 +18,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from diagnosis.benchmarks.p1 import LABELS
-from diagnosis.classify import ModelSpec
+from diagnosis.classify import ModelSpec, predict
 from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import FeatureTable, TrainConfig, fit
@@ -34,22 +34,13 @@ def latent_accuracy(train_mu: np.ndarray, train_y: np.ndarray, test_mu: np.ndarr
     return float((classifier.predict(test_mu) == test_y).mean())
 
 
-@torch.no_grad()
-def _means(model, table: FeatureTable, device: torch.device) -> np.ndarray:  # noqa: ANN001
-    out = []
-    for start in range(0, len(table), 512):
-        inputs, masks, _ = table.batch(slice(start, start + 512), device)
-        out.append(model.vae.posterior(inputs, masks).mu.float().cpu().numpy())
-    return np.concatenate(out)
-
-
 def train_ours(tables: dict[str, FeatureTable], latent_dim: int, batch_size: int, epochs: int, device: torch.device) -> dict:
     """Our MoPoE, unsupervised like MultiVae's (no diagnosis term), every epoch run (no early stop)."""
     image = ImagePreprocessing(spatial_dims=2, size=tables["train"].inputs["image"].shape[-1])
     modalities = ModalitySpec(image=image, vectors={"text": tables["train"].inputs["text"].shape[1]})
     spec = ModelSpec(LABELS, modalities, FusionConfig(fusion="mopoe", latent_dim=latent_dim, classifier_weight=0.0, kl_warmup_epochs=0))
     result = fit(spec, tables["train"], None, TrainConfig(epochs=epochs, batch_size=batch_size), device)
-    train_mu, test_mu = _means(result.model, tables["train"], device), _means(result.model, tables["test"], device)
+    train_mu, test_mu = (predict(result.model, tables[s], device, samples=1).latents for s in ("train", "test"))
     return {"seconds_per_epoch": result.seconds / epochs,
             "accuracy": latent_accuracy(train_mu, tables["train"].labels, test_mu, tables["test"].labels)}
 

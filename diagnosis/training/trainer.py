@@ -17,7 +17,7 @@ from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.features.image import load_backbone_weights
 from diagnosis.training.data import FeatureTable
 
-__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "inverse_frequency"]
+__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "inverse_frequency", "mask_modalities"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class FitResult:
     seconds: float = 0.0
 
 
-def _mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Hide one random modality of complete cases with probability ``p`` (the case keeps at least one)."""
     names = list(masks)
     if len(names) < 2 or p <= 0:
@@ -189,7 +189,7 @@ def fit(
             if len(index) < 2:
                 continue  # batch norm needs two samples
             inputs, masks, targets = train.batch(index, device)
-            masks = _mask_modalities(masks, spec.fusion.modality_dropout, generator)
+            masks = mask_modalities(masks, spec.fusion.modality_dropout, generator)
             out = model.objective(inputs, masks, targets, beta, weights)
             optimiser.zero_grad(set_to_none=True)
             out.loss.backward()
