@@ -41,6 +41,8 @@ __all__ = [
     "Case",
     "FlowRun",
     "Image",
+    "InboxManifest",
+    "ModelPromotion",
     "ModelVersion",
     "Patient",
     "Prediction",
@@ -227,6 +229,38 @@ class FlowRun(Base):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
+    hostname: Mapped[str | None] = mapped_column(String(255))  # machine that ran the flow
+    pid: Mapped[int | None]  # process id of the run on that machine
+
+
+class ModelPromotion(Base):
+    """One decision on a model version: promoted to current (``latest``) or not, and the comparison behind it."""
+
+    __tablename__ = "model_promotions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    incumbent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    metric: Mapped[str | None] = mapped_column(String(64))  # e.g. val_macro_auc; None: promoted without comparison
+    candidate_score: Mapped[float | None]
+    incumbent_score: Mapped[float | None]
+    promoted: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class InboxManifest(Base):
+    """A manifest found in the inbox folder, by content hash: ingested once, or its error (retried next run)."""
+
+    __tablename__ = "inbox_manifests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    flow_run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id", ondelete="SET NULL"))
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)  # why the manifest could not be ingested
 
 
 class User(Base):

@@ -6,12 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import FlowRun, ModelVersion
+from db.promotions import current_model_id, held_back_model_ids
 from db.views import FlowRunView, ModelVersionView
 
 __all__ = ["get_model_version", "latest_model_version", "list_flow_runs", "list_model_versions"]
 
 
-def _model_view(row: ModelVersion) -> ModelVersionView:
+def _model_view(row: ModelVersion, promoted: bool = True) -> ModelVersionView:
     """Copy an ORM model version into its frozen view."""
     return ModelVersionView(
         id=row.id,
@@ -22,13 +23,18 @@ def _model_view(row: ModelVersion) -> ModelVersionView:
         label_names=tuple(row.label_names),
         metrics=dict(row.metrics),
         checkpoint_path=row.checkpoint_path,
+        promoted=promoted,
     )
 
 
 def latest_model_version(session: Session) -> ModelVersionView | None:
-    """Return the most recently registered model version, or ``None`` before the first training."""
-    row = session.execute(select(ModelVersion).order_by(ModelVersion.id.desc()).limit(1)).scalar_one_or_none()
-    return _model_view(row) if row is not None else None
+    """Return the current model version, or ``None`` before the first training.
+
+    That is the newest version that was promoted (``diagnosis train`` promotes, a retrained candidate only when it
+    beats the current one on val) or that no promotion decision names; see :mod:`db.promotions`.
+    """
+    current = current_model_id(session)
+    return _model_view(session.get(ModelVersion, current)) if current is not None else None
 
 
 def _not_found(session: Session, what: str) -> LookupError:
@@ -57,6 +63,8 @@ def get_model_version(session: Session, ref: str | int) -> ModelVersionView:
         text = ref.strip().lower()
         if text == "latest":
             latest = latest_model_version(session)
+            if latest is None and session.execute(select(ModelVersion.id).limit(1)).first() is not None:
+                raise _not_found(session, "no model version is current yet (no candidate was promoted): pass an id")
             if latest is None:
                 raise LookupError("no model trained yet: run `diagnosis train`")
             return latest
@@ -66,13 +74,14 @@ def get_model_version(session: Session, ref: str | int) -> ModelVersionView:
     row = session.get(ModelVersion, ref)
     if row is None:
         raise _not_found(session, f"model version {ref} not found")
-    return _model_view(row)
+    return _model_view(row, promoted=not held_back_model_ids(session, [row.id]))
 
 
 def list_model_versions(session: Session) -> list[ModelVersionView]:
     """All model versions, newest first."""
+    held_back = held_back_model_ids(session)
     rows = session.execute(select(ModelVersion).order_by(ModelVersion.id.desc())).scalars()
-    return [_model_view(row) for row in rows]
+    return [_model_view(row, promoted=row.id not in held_back) for row in rows]
 
 
 def list_flow_runs(session: Session, limit: int = 50) -> list[FlowRunView]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import FlowRun, ModelVersion, utcnow
 
-__all__ = ["finish_flow_run", "register_model_version", "start_flow_run", "update_model_metrics"]
+__all__ = ["fail_dead_runs", "finish_flow_run", "register_model_version", "start_flow_run", "update_model_metrics"]
 
 _FINAL_STATUSES = ("completed", "failed")
 """Statuses a flow run may finish with."""
@@ -72,12 +73,40 @@ def update_model_metrics(session: Session, model_version_id: int, metrics: dict[
     session.flush()
 
 
-def start_flow_run(session: Session, *, flow_name: str, prefect_run_id: str | None) -> int:
-    """Record that a flow started (status ``running``) and return the run's id."""
-    run = FlowRun(flow_name=flow_name, prefect_run_id=prefect_run_id, status="running", counts={})
+def start_flow_run(session: Session, *, flow_name: str, prefect_run_id: str | None, hostname: str | None = None,
+                   pid: int | None = None) -> int:
+    """Record that a flow started (status ``running``) on ``hostname`` in process ``pid``; return the run's id."""
+    run = FlowRun(flow_name=flow_name, prefect_run_id=prefect_run_id, status="running", counts={}, hostname=hostname,
+                  pid=pid)
     session.add(run)
     session.flush()
     return run.id
+
+
+def fail_dead_runs(session: Session, hostname: str, alive: Callable[[int], bool]) -> list[int]:
+    """Mark ``running`` flow runs of this host whose process is gone as ``failed`` (killed or crashed).
+
+    A process killed with ``kill -9`` cannot record its own end; the next run on the same machine does it.
+    Runs of other hosts are left alone (their processes cannot be checked from here).
+
+    Args:
+        session: An open session.
+        hostname: This machine's name, as recorded by :func:`start_flow_run`.
+        alive: Whether a process id is still running here.
+
+    Returns:
+        Ids of the runs marked failed.
+    """
+    rows = session.execute(
+        select(FlowRun).where(FlowRun.status == "running", FlowRun.hostname == hostname, FlowRun.pid.is_not(None))
+    ).scalars()
+    dead = [run for run in rows if not alive(int(run.pid))]  # type: ignore[arg-type]
+    for run in dead:
+        run.status = "failed"
+        run.ended_at = utcnow()
+        run.error = f"process {run.pid} on {hostname} ended without finishing (killed or crashed); its committed work is kept"
+    session.flush()
+    return [run.id for run in dead]
 
 
 def finish_flow_run(

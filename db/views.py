@@ -89,7 +89,7 @@ class CaseDetail:
 
 @dataclass(frozen=True)
 class ModelVersionView:
-    """A registered model version."""
+    """A registered model version (``promoted``: eligible to be ``latest``, see :mod:`db.promotions`)."""
 
     id: int
     name: str
@@ -99,6 +99,7 @@ class ModelVersionView:
     label_names: tuple[str, ...]
     metrics: dict[str, Any]
     checkpoint_path: str
+    promoted: bool = True  # False: a candidate that lost its comparison with the current model or awaits it
 
 
 @dataclass(frozen=True)

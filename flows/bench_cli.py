@@ -1,4 +1,9 @@
-"""``diagnosis bench``: timing benchmarks. ``bench dashboard`` fills a fresh store and times the dashboard reads."""
+"""``diagnosis bench``: timing benchmarks of the store.
+
+``bench dashboard`` fills a fresh store and times the dashboard reads; ``bench store`` times bulk prediction writes
+on SQLite and PostgreSQL and the dashboard reads. The model benchmarks register themselves on :data:`app` from
+:mod:`flows.bench_models` and :mod:`flows.bench_perf`.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.table import Table
 
-__all__ = ["app", "fill_store", "time_dashboard_queries"]
+__all__ = ["app", "fill_store", "time_bulk_writes", "time_dashboard_queries"]
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 
@@ -136,4 +142,112 @@ def dashboard(
     if json_path is not None:
         report = {"cases": cases, "repeat": repeat, "fill_s": fill_s, "store": url, "timings": timings}
         json_path.write_text(json.dumps(report, indent=2))
+    db.dispose_engines()
+
+
+def time_bulk_writes(url: str, rows: int, batch: int, seed: int = 0) -> dict[str, float]:
+    """Rows/s of :func:`db.save_predictions` into a migrated, empty store: a first write, then the same keys again.
+
+    ``rows`` cases are stored first (not timed); the predictions (32-d latents, six classes) are built before the
+    clock starts; each ``batch`` is one transaction, as a diagnose chunk is.
+    """
+    import db
+
+    rng = random.Random(seed)
+    with db.session_scope(url) as session:
+        model = db.register_model_version(session, name="bench", fusion="poe", config={}, label_names=LABELS,
+                                          metrics={}, checkpoint_path="/dev/null")  # fmt: skip
+    for start in range(0, rows, BATCH):
+        with db.session_scope(url) as session:
+            db.upsert_cases(session, [db.CaseIn(f"w-{i:08d}", None, None, "test", "bulk", None)
+                                      for i in range(start, min(rows, start + BATCH))])  # fmt: skip
+    with db.session_scope(url) as session:
+        ids = [case.id for chunk in db.iter_case_inputs(session, batch_size=BATCH) for case in chunk]
+    predictions = []
+    for case_id in ids:
+        weights = [rng.random() for _ in LABELS]
+        probs = {label: w / sum(weights) for label, w in zip(LABELS, weights, strict=True)}
+        best = max(probs, key=probs.__getitem__)
+        predictions.append(db.PredictionIn(case_id, model, best, probs, [rng.gauss(0, 1) for _ in range(LATENT_DIM)],
+                                           ("image", "text"), uncertainty=rng.random(), prediction_set=(best,)))  # fmt: skip
+    out: dict[str, float] = {"rows": len(predictions), "batch": batch}
+    for name in ("insert", "update"):  # the second pass rewrites every row (idempotent upsert, last one wins)
+        start = time.perf_counter()
+        for first in range(0, len(predictions), batch):
+            with db.session_scope(url) as session:
+                db.save_predictions(session, predictions[first : first + batch])
+        seconds = time.perf_counter() - start
+        out[f"{name}_s"], out[f"{name}_rows_per_s"] = seconds, len(predictions) / seconds
+    with db.get_engine(url).connect() as connection:
+        out["stored"] = connection.exec_driver_sql("SELECT count(*) FROM predictions").scalar_one()
+    return out
+
+
+def _postgres_writes(folder: Path, rows: int, batch: int) -> dict[str, float] | None:
+    """:func:`time_bulk_writes` on a throw-away PostgreSQL server (pgserver); None when pgserver is missing."""
+    import importlib.util
+
+    import db
+
+    if importlib.util.find_spec("pgserver") is None:
+        return None
+    import pgserver
+
+    server = pgserver.get_server(folder, cleanup_mode="delete")
+    try:
+        server.psql("CREATE DATABASE bench;")
+        url = server.get_uri("bench").replace("postgresql://", "postgresql+psycopg2://", 1)
+        db.migrate(url)
+        return time_bulk_writes(url, rows, batch)
+    finally:
+        db.dispose_engines()
+        server.cleanup()
+
+
+@app.command("store")
+def store(
+    rows: Annotated[int, typer.Option(min=10, help="Predictions written in bulk.")] = 100_000,
+    batch: Annotated[int, typer.Option(min=1, help="Predictions per transaction (a diagnose chunk).")] = 512,
+    dashboard_cases: Annotated[int, typer.Option(min=0, help="Cases for the dashboard queries (0: skip them).")] = 100_000,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed runs per dashboard query.")] = 10,
+    postgres: Annotated[bool, typer.Option("--postgres/--no-postgres", help="Also on PostgreSQL (pgserver).")] = True,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure here.")] = None,
+) -> None:
+    """Bulk prediction writes (rows/s) on SQLite and PostgreSQL, and the dashboard's main queries on a full store."""
+    import db
+    from flows.render import print_table
+
+    folder = Path(tempfile.mkdtemp(prefix="diagnosis-bench-store-"))
+    sqlite_url = db.default_sqlite_url(folder / "sqlite")
+    db.migrate(sqlite_url)
+    writes = {"sqlite": time_bulk_writes(sqlite_url, rows, batch)}
+    if postgres and (pg := _postgres_writes(folder / "pg", rows, batch)) is not None:
+        writes["postgresql"] = pg
+    report: dict[str, Any] = {"writes": writes}
+    table = Table(title=f"Bulk prediction writes — {rows:,} rows, {batch} per transaction")
+    for column in ("store", "insert rows/s", "re-write rows/s", "rows stored"):
+        table.add_column(column, justify="left" if column == "store" else "right")
+    for name, w in writes.items():
+        table.add_row(name, f"{w['insert_rows_per_s']:,.0f}", f"{w['update_rows_per_s']:,.0f}", f"{w['stored']:,}")
+    tables = [table]
+    if dashboard_cases:
+        url = db.default_sqlite_url(folder / "dashboard")
+        db.migrate(url)
+        start = time.perf_counter()
+        keys = fill_store(url, dashboard_cases)
+        report["dashboard"] = {"cases": dashboard_cases, "fill_s": time.perf_counter() - start,
+                               "timings": time_dashboard_queries(url, keys, repeat)}  # fmt: skip
+        queries = Table(title=f"Dashboard queries, SQLite, {dashboard_cases:,} cases ({repeat} runs each)")
+        for column in ("query", "p50 ms", "p95 ms", "max ms"):
+            queries.add_column(column, justify="left" if column == "query" else "right")
+        for name, t in report["dashboard"]["timings"].items():
+            queries.add_row(name, f"{t['p50_ms']:.1f}", f"{t['p95_ms']:.1f}", f"{t['max_ms']:.1f}")
+        tables.append(queries)
+    for t in tables:
+        print_table(t)
+    if json_path is None:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        json_path.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {json_path}")
     db.dispose_engines()

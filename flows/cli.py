@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from diagnosis.settings import DATABASE_URL_ENV, HOME_ENV, Settings
-from flows import bench_cli, bench_models, users_cli  # noqa: F401 - bench_models registers `bench p1`
+from flows import bench_cli, bench_models, bench_perf, serve_cli, users_cli  # noqa: F401 - bench_* register `bench …`
 
 __all__ = ["app", "main"]
 
@@ -67,8 +67,8 @@ def migrated_store(ctx: typer.Context) -> str:
 @app.callback()
 def _main(
     ctx: typer.Context,
-    home: Annotated[Optional[Path], typer.Option("--home", envvar=HOME_ENV, help="Folder for the SQLite store, models, caches and Prefect state.")] = None,
-    db_url: Annotated[Optional[str], typer.Option("--db", envvar=DATABASE_URL_ENV, help="SQLAlchemy URL of the store (PostgreSQL works); default SQLite under --home.")] = None,
+    home: Annotated[Path | None, typer.Option("--home", envvar=HOME_ENV, help="Folder for the SQLite store, models, caches and Prefect state.")] = None,
+    db_url: Annotated[str | None, typer.Option("--db", envvar=DATABASE_URL_ENV, help="SQLAlchemy URL of the store (PostgreSQL works); default SQLite under --home.")] = None,
 ) -> None:
     """Multimodal medical diagnosis workflows."""
     ctx.obj = Settings.from_env(home, db_url)
@@ -92,8 +92,8 @@ def generate(
 def ingest(
     ctx: typer.Context,
     manifest: Path,
-    labels: Annotated[Optional[str], typer.Option(help="Comma-separated allowed labels; default: any label.")] = None,
-    labels_file: Annotated[Optional[Path], typer.Option(help="File with one allowed label per line.")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated allowed labels; default: any label.")] = None,
+    labels_file: Annotated[Path | None, typer.Option(help="File with one allowed label per line.")] = None,
     allow_outside_paths: Annotated[bool, typer.Option("--allow-outside-paths", help="Accept image paths outside the manifest's folder.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any row is rejected or conflicts.")] = False,
 ) -> None:
@@ -123,7 +123,7 @@ def ingest(
 def import_npz(
     npz: Path,
     out_dir: Path,
-    labels: Annotated[Optional[str], typer.Option(help="Comma-separated names of labels 0, 1, …")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated names of labels 0, 1, …")] = None,
 ) -> None:
     """Convert a MedMNIST-format npz into image files and a manifest with splits."""
     from diagnosis.ingest import import_npz as convert
@@ -138,11 +138,11 @@ def train(
     fusion: Annotated[str, typer.Option(help="Fusion variant: poe, moe, mopoe or concat.")] = "poe",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    image_weights: Annotated[Optional[Path], typer.Option(help="Weights (.safetensors/.pt) for the image network.")] = None,
-    text_model: Annotated[Optional[Path], typer.Option(help="Local Hugging Face model folder for texts.")] = None,
+    image_weights: Annotated[Path | None, typer.Option(help="Weights (.safetensors/.pt) for the image network.")] = None,
+    text_model: Annotated[Path | None, typer.Option(help="Local Hugging Face model folder for texts.")] = None,
     seed: int = 0,
     augment: Annotated[bool, typer.Option("--augment", help="Also train on stored synthetic cases (diagnosis augment).")] = False,
-    preprocessing: Annotated[Optional[Path], typer.Option(help="JSON file of image preprocessing options for this dataset.")] = None,
+    preprocessing: Annotated[Path | None, typer.Option(help="JSON file of image preprocessing options for this dataset.")] = None,
 ) -> None:
     """Train on split=train, select on val, register a model version."""
     settings = _settings(ctx)
@@ -161,19 +161,33 @@ def train(
     typer.echo(f"model version {version}")
 
 
+class TaskRunner(str, Enum):
+    """Where ``diagnose`` runs its chunks."""
+
+    local = "local"
+    dask = "dask"
+
+
 @app.command()
 def diagnose(
     ctx: typer.Context,
     model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
     pending: Annotated[bool, typer.Option("--pending/--all", help="Only cases without a prediction from this model, or all.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Cases per chunk; each chunk is claimed and committed on its own.")] = 512,
+    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers per chunk.")] = 0,
+    task_runner: Annotated[TaskRunner, typer.Option(help="local: chunks in this process; dask: chunks on a Dask cluster.")] = TaskRunner.local,
+    dask_address: Annotated[str | None, typer.Option(envvar="DIAGNOSIS_DASK_ADDRESS", help="Scheduler of an existing Dask cluster (tcp://host:8786); default a local cluster.")] = None,
+    dask_workers: Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")] = 2,
 ) -> None:
-    """Predict every eligible case and store the results."""
+    """Predict every eligible case and store the results (JSON counts and per-stage seconds on stdout)."""
     settings = _settings(ctx)
     from flows.diagnose import diagnose_flow
 
     with user_errors(LookupError):
-        counts = diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device)
+        counts = diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device,
+                               batch_size=batch_size, workers=workers, task_runner=task_runner.value,
+                               dask_address=dask_address, dask_workers=dask_workers)
     typer.echo(json.dumps(counts))
 
 
@@ -183,7 +197,7 @@ def augment(
     label: Annotated[str, typer.Option(help="Diagnosis to generate (e.g. a rare one).")],
     n: Annotated[int, typer.Option(min=1, help="Number of synthetic cases.")] = 20,
     model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
-    seed: Annotated[Optional[int], typer.Option(help="Fix the draw (default: fresh samples each call).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Fix the draw (default: fresh samples each call).")] = None,
 ) -> None:
     """Generate class-conditional synthetic cases (decoded image + nearest real symptom text), flagged synthetic."""
     settings = _settings(ctx)
@@ -214,7 +228,7 @@ def evaluate(
     ctx: typer.Context,
     split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
     model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the report here.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report here.")] = None,
 ) -> None:
     """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
     db_url = migrated_store(ctx)
@@ -231,8 +245,8 @@ def evaluate(
 @app.command()
 def cases(
     ctx: typer.Context,
-    status: Annotated[Optional[str], typer.Option(help="ingested, rejected, diagnosed or failed.")] = None,
-    split: Annotated[Optional[str], typer.Option()] = None,
+    status: Annotated[str | None, typer.Option(help="ingested, rejected, diagnosed or failed.")] = None,
+    split: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows (0: all).")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
@@ -281,6 +295,9 @@ def demo(
     home = "" if Settings.from_env().home == settings.home else f" --home {settings.home}"  # only when not implied
     typer.echo(f"\nstore: {settings.db_url}\nnext: diagnosis{home} users add admin --role admin   (asks for a password)"
                f"\n      diagnosis{home} dashboard   (then open http://127.0.0.1:8501 and sign in)")
+
+
+app.command("serve")(serve_cli.serve)  # listed last: the long-running entry point of operations
 
 
 def main() -> None:

@@ -1,9 +1,26 @@
-"""Diagnose flow: predict every eligible case with a model version and store the results, chunk by chunk."""
+"""Diagnose flow: predict every eligible case with a model version and store the results, chunk by chunk.
+
+The flow pages through the ids of pending cases and hands each page to one ``diagnose-chunk`` task, which claims
+its cases (row locks on PostgreSQL, see :mod:`db.claims`), reads images, embeds texts, runs the model and writes
+the chunk's predictions and per-case failures in the claim's transaction. A run killed at any point leaves each
+chunk either fully stored or untouched, so a rerun finishes the job with exactly one prediction per case; two
+runs at once on PostgreSQL split the work between them.
+
+Chunks run in the flow's process (``task_runner="local"``) or on a Dask cluster (``"dask"``, through
+``prefect-dask``): a local cluster by default, or the scheduler at ``dask_address``. Dask workers need the
+same view of the store, the image files and the model folder (a PostgreSQL URL and shared storage).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -11,32 +28,90 @@ from prefect.cache_policies import NO_CACHE
 import db
 from diagnosis.classify import DiagnosisModel, Predictions, predict
 from diagnosis.device import resolve_device
-from diagnosis.training import FeatureTable, load_model
-from flows.common import features_task, text_encoder
+from diagnosis.features import TextEncoder
+from diagnosis.training import FeatureTable, build_features, load_model
+from flows.common import text_encoder
 from flows.tracking import recorded_run
 
-__all__ = ["diagnose_flow"]
+__all__ = ["STAGES", "TASK_RUNNERS", "ChunkJob", "ChunkResult", "diagnose_chunk", "diagnose_flow"]
 
 logger = logging.getLogger("flows")
 
+STAGES = ("claim", "read_images", "embed_text", "model", "store")
+"""Stages of a chunk, in order; :class:`ChunkResult` times each."""
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def resolve_model(db_url: str, ref: str) -> db.ModelVersionView:
-    """Look up ``latest`` or a model version id."""
-    with db.session_scope(db_url) as session:
-        return db.get_model_version(session, ref)
-
-
-@task(cache_policy=NO_CACHE)
-def predict_task(model: DiagnosisModel, table: FeatureTable, device: str) -> Predictions:
-    """Run the model over one chunk."""
-    return predict(model, table, resolve_device(device))
+TASK_RUNNERS = ("local", "dask")
+"""Where chunks run: in the flow's process, or on Dask."""
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def store_task(cases: list[db.CaseInput], preds: Predictions, table: FeatureTable, model: db.ModelVersionView, db_url: str) -> tuple[int, int]:
-    """Write one chunk's predictions and failures in one transaction; returns (predicted, failed)."""
-    names = tuple(model.label_names)
+@dataclass(frozen=True)
+class ChunkJob:
+    """Everything a worker needs to diagnose chunks (small and picklable: it travels to Dask workers).
+
+    Attributes:
+        db_url: Store URL.
+        home: Diagnosis home (the text-embedding cache lives under it).
+        model_version_id: Model version to predict with.
+        checkpoint_path: Its checkpoint folder.
+        label_names: Its class names.
+        pending: Skip cases the model version already predicted.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        workers: Image-reading ``DataLoader`` workers per chunk.
+    """
+
+    db_url: str
+    home: str
+    model_version_id: int
+    checkpoint_path: str
+    label_names: tuple[str, ...]
+    pending: bool = True
+    device: str = "auto"
+    workers: int = 0
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk did.
+
+    Attributes:
+        predicted: Predictions stored.
+        failed: Cases marked failed (with their reason).
+        skipped: Handed-over cases that another run held or had already predicted.
+        seconds: Stage -> seconds (see :data:`STAGES`).
+    """
+
+    predicted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+_loaded: dict[tuple[str, str, int], tuple[DiagnosisModel, TextEncoder | None]] = {}
+_loaded_lock = threading.Lock()
+
+
+def _model_and_encoder(job: ChunkJob) -> tuple[DiagnosisModel, TextEncoder | None]:
+    """The job's model and text encoder, loaded once per worker thread (encoders hold a SQLite cache handle)."""
+    key = (job.checkpoint_path, job.device, threading.get_ident())
+    with _loaded_lock:
+        if key not in _loaded:
+            net = load_model(job.checkpoint_path, resolve_device(job.device))
+            _loaded[key] = (net, text_encoder(net.spec.text, Path(job.home) / "cache"))
+        return _loaded[key]
+
+
+def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a chunk only after an I/O error (lost connection, lock timeout), never after a bug or bad data."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable state is not worth a retry
+        return False
+    return db.is_transient_error(error if isinstance(error, BaseException) else None)
+
+
+def _outputs(cases: list[db.CaseInput], preds: Predictions, table: FeatureTable,
+             job: ChunkJob) -> tuple[list[db.PredictionIn], list[tuple[int, str]]]:
+    """Split a chunk's model output into predictions to store and ``(case_id, reason)`` failures."""
     rows, failures = [], []
     for i, case in enumerate(cases):
         if not preds.ok[i]:
@@ -47,19 +122,93 @@ def store_task(cases: list[db.CaseInput], preds: Predictions, table: FeatureTabl
             failures.append((case.id, reason))
             continue
         probs = preds.probabilities[i]
-        rows.append(db.PredictionIn(case_id=case.id, model_version_id=model.id, label=names[int(probs.argmax())],
-                                    probabilities={n: float(p) for n, p in zip(names, probs, strict=True)},
+        rows.append(db.PredictionIn(case_id=case.id, model_version_id=job.model_version_id,
+                                    label=job.label_names[int(probs.argmax())],
+                                    probabilities={n: float(p) for n, p in zip(job.label_names, probs, strict=True)},
                                     latent=[float(v) for v in preds.latents[i]], modalities=preds.modalities[i],
-                                    uncertainty=float(preds.uncertainty[i]), prediction_set=preds.set_labels(i, names)))
+                                    uncertainty=float(preds.uncertainty[i]),
+                                    prediction_set=preds.set_labels(i, job.label_names)))
+    return rows, failures
+
+
+@task(name="diagnose-chunk", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15],
+      retry_condition_fn=_retry_transient)
+def diagnose_chunk(case_ids: list[int], job: ChunkJob) -> ChunkResult:
+    """Claim, read, embed, predict and store one chunk in one transaction.
+
+    Cases whose inputs cannot be used are marked failed with the reason; they never fail the chunk. A
+    transient store error rolls the chunk back and the task is retried with backoff.
+    """
+    seconds = dict.fromkeys(STAGES, 0.0)
+    start = time.perf_counter()
+    with db.claim_chunk(job.db_url, job.model_version_id, case_ids, pending=job.pending) as claim:
+        seconds["claim"] = time.perf_counter() - start
+        if not claim.cases:
+            return ChunkResult(skipped=len(case_ids), seconds=seconds)
+        net, encoder = _model_and_encoder(job)
+        table = build_features(claim.cases, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+        preds = predict(net, table, resolve_device(job.device), timings=seconds)
+        start = time.perf_counter()
+        rows, failures = _outputs(claim.cases, preds, table, job)
+        db.save_predictions(claim.session, rows)
+        db.mark_cases_failed(claim.session, failures)
+    seconds["store"] = time.perf_counter() - start  # the commit included
+    return ChunkResult(predicted=len(rows), failed=len(failures), skipped=len(case_ids) - len(claim.cases),
+                       seconds=seconds)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def resolve_model(db_url: str, ref: str) -> db.ModelVersionView:
+    """Look up ``latest`` or a model version id."""
     with db.session_scope(db_url) as session:
-        db.save_predictions(session, rows)
-        db.mark_cases_failed(session, failures)
-    return len(rows), len(failures)
+        return db.get_model_version(session, ref)
+
+
+def _pages(db_url: str, model_version_id: int, pending: bool, size: int) -> Iterator[list[int]]:
+    """Keyset pages of the ids to diagnose (ids only; each page is one short query)."""
+    after = 0
+    while True:
+        with db.session_scope(db_url) as session:
+            ids = db.pending_case_ids(session, model_version_id, after_id=after, limit=size, pending=pending)
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
+
+
+def _run_local(pages: Iterator[list[int]], job: ChunkJob) -> Iterator[ChunkResult]:
+    """Chunks one after another in this process (parallelism comes from torch threads and reader workers)."""
+    for ids in pages:
+        yield diagnose_chunk(ids, job)
+
+
+def _dask_runner(address: str | None, n_workers: int) -> Any:
+    """A Prefect task runner on the Dask scheduler at ``address``, or on a local cluster of ``n_workers`` processes."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
+                                         "dashboard_address": None})
+
+
+def _run_dask(pages: Iterator[list[int]], job: ChunkJob, address: str | None, n_workers: int) -> Iterator[ChunkResult]:
+    """Chunks on Dask, at most two per worker in flight (the coordinator's memory stays flat)."""
+    with _dask_runner(address, n_workers) as runner:
+        in_flight: deque[Any] = deque()
+        window = 2 * max(1, n_workers)
+        for ids in pages:
+            in_flight.append(runner.submit(diagnose_chunk, parameters={"case_ids": ids, "job": job}))
+            if len(in_flight) >= window:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
 
 
 @flow(name="diagnose")
 def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool = True, batch_size: int = 512,
-                  device: str = "auto") -> dict[str, int]:
+                  device: str = "auto", workers: int = 0, task_runner: str = "local", dask_address: str | None = None,
+                  dask_workers: int = 2) -> dict[str, Any]:
     """Diagnose cases with a model version.
 
     Args:
@@ -67,24 +216,40 @@ def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool =
         home: Diagnosis home (caches).
         model: ``latest`` or a model version id.
         pending: Only cases without a prediction from this model (else every eligible case, re-predicted).
-        batch_size: Cases per chunk; each chunk is committed on its own.
+        batch_size: Cases per chunk; each chunk is claimed and committed on its own.
         device: ``auto``, ``cpu`` or ``cuda``.
+        workers: Image-reading ``DataLoader`` workers per chunk.
+        task_runner: ``local`` (chunks in this process) or ``dask``.
+        dask_address: Scheduler of an existing Dask cluster (``tcp://host:8786``); default a local cluster.
+        dask_workers: Worker processes of the local Dask cluster.
 
     Returns:
-        Counts ``predicted`` and ``failed``.
+        Counts ``predicted``, ``failed`` and ``skipped`` (held or done by another run), and ``seconds`` per stage
+        summed over chunks (with ``total``, the wall time of the chunk loop).
+
+    Raises:
+        ValueError: On an unknown ``task_runner`` or a non-positive ``batch_size``.
     """
+    if task_runner not in TASK_RUNNERS:
+        raise ValueError(f"task runner must be one of {', '.join(TASK_RUNNERS)}, got {task_runner!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
     with recorded_run(db_url, "diagnose") as run:
         version = resolve_model(db_url, model)
         run.model_version_id = version.id
-        net = load_model(version.checkpoint_path, resolve_device(device))
-        encoder = text_encoder(net.spec.text, Path(home) / "cache")
-        run.add(predicted=0, failed=0)
-        with db.session_scope(db_url) as session:
-            chunks = db.iter_case_inputs(session, pending_for_model=version.id if pending else None, batch_size=batch_size)
-            for chunk in chunks:
-                table = features_task(chunk, net.spec, encoder)
-                preds = predict_task(net, table, device)
-                predicted, failed = store_task(chunk, preds, table, version, db_url)
-                run.add(predicted=predicted, failed=failed)
-                logger.info("diagnose: %d predicted, %d failed so far", run.counts["predicted"], run.counts["failed"])
-        return dict(run.counts)
+        job = ChunkJob(db_url=db_url, home=home, model_version_id=version.id, checkpoint_path=version.checkpoint_path,
+                       label_names=tuple(version.label_names), pending=pending, device=device, workers=workers)
+        pages = _pages(db_url, version.id, pending, batch_size)
+        chunks: Iterator[ChunkResult] = (
+            _run_local(pages, job) if task_runner == "local" else _run_dask(pages, job, dask_address, dask_workers)
+        )
+        seconds = dict.fromkeys(STAGES, 0.0)
+        run.add(predicted=0, failed=0, skipped=0)
+        start = time.perf_counter()
+        for result in chunks:
+            run.add(predicted=result.predicted, failed=result.failed, skipped=result.skipped)
+            for stage, value in result.seconds.items():
+                seconds[stage] = seconds.get(stage, 0.0) + value
+            logger.info("diagnose: %d predicted, %d failed so far", run.counts["predicted"], run.counts["failed"])
+        seconds["total"] = time.perf_counter() - start
+        return {**run.counts, "seconds": {k: round(v, 4) for k, v in seconds.items()}}

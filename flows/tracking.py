@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import psutil
 from prefect.runtime import flow_run
 
 import db
@@ -34,8 +37,12 @@ class RunRecord:
 def recorded_run(db_url: str, flow_name: str) -> Iterator[RunRecord]:
     """Store a ``flow_runs`` row for the enclosed work; marks it failed (and re-raises) on error."""
     db.migrate(db_url)
+    host = socket.gethostname()
     with db.session_scope(db_url) as session:
-        run_id = db.start_flow_run(session, flow_name=flow_name, prefect_run_id=flow_run.get_id())
+        for dead in db.fail_dead_runs(session, host, psutil.pid_exists):
+            logger.warning("flow run %d had been killed or had crashed: marked failed (its committed work is kept)", dead)
+        run_id = db.start_flow_run(session, flow_name=flow_name, prefect_run_id=flow_run.get_id(), hostname=host,
+                                   pid=os.getpid())
     record = RunRecord(id=run_id)
     try:
         yield record

@@ -22,7 +22,7 @@ from flows.augment import SYNTHETIC_PREFIX
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
 
-__all__ = ["table_metrics", "train_flow"]
+__all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "table_metrics", "train_flow"]
 
 logger = logging.getLogger("flows")
 
@@ -57,26 +57,36 @@ def table_metrics(model: DiagnosisModel, table: FeatureTable, device: str) -> di
     return classification_metrics(table.labels[keep], preds.probabilities[keep], model.spec.label_names)
 
 
+TRAINED_REASON = "trained with `diagnosis train`"
+"""Promotion reason of a version that ``diagnosis train`` made current."""
+CANDIDATE_REASON = "candidate: awaiting comparison with the current model"
+"""Promotion reason recorded for a version trained with ``promote=False`` (not served until promoted)."""
+
+
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_dir: Path, db_url: str) -> int:
-    """Save the checkpoint and register the model version."""
+def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_dir: Path, db_url: str,
+                  promote: bool = True) -> int:
+    """Save the checkpoint, register the model version and record whether it becomes current."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     fusion = result.model.spec.fusion.fusion
     directory = save_model(result.model, models_dir / f"{stamp}-{fusion}-{uuid.uuid4().hex[:6]}",
                            extra={"train": config.to_dict(), "best_epoch": result.best_epoch, "metrics": metrics})
     with db.session_scope(db_url) as session:
-        return db.register_model_version(
+        version = db.register_model_version(
             session, name=f"{fusion}-{stamp}", fusion=fusion,
             config={"spec": result.model.spec.to_dict(), "train": config.to_dict(), "best_epoch": result.best_epoch,
                     "train_seconds": round(result.seconds, 1), "history": result.history},
             label_names=list(result.model.spec.label_names), metrics=metrics, checkpoint_path=str(directory),
         )
+        db.record_promotion(session, candidate_id=version, promoted=promote,
+                            reason=TRAINED_REASON if promote else CANDIDATE_REASON)
+        return version
 
 
 @flow(name="train")
 def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, device: str = "auto",
                image_weights: str | None = None, text_model: str | None = None, seed: int = 0,
-               augment: bool = False, preprocessing: dict | None = None) -> int:
+               augment: bool = False, preprocessing: dict | None = None, promote: bool = True) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -90,6 +100,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         seed: Random seed.
         augment: Add the stored synthetic cases (``diagnosis augment``) to the training split.
         preprocessing: The dataset's image preprocessing options (see ``ImagePreprocessing``), recorded with the model.
+        promote: Make the new version current (``latest``); ``False`` registers a candidate that is not served
+            until a promotion decision promotes it (see ``flows.retrain``).
 
     Returns:
         The new model version id.
@@ -103,7 +115,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights)
         result = fit_task(spec, tables["train"], tables.get("val"), config, device)
         metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
-        run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url)
+        run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url, promote)
         run.add(train=len(splits["train"]), synthetic=sum(c.case_key.startswith(SYNTHETIC_PREFIX) for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
         logger.info("registered model version %d (val accuracy %.3f)", run.model_version_id,
                     metrics.get("val", {}).get("accuracy", np.nan))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +40,41 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A throw-away PostgreSQL 16 server (pgserver) for the session; skips when pgserver is missing."""
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        from db import dispose_engines
+
+        dispose_engines()
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: Any) -> Callable[[str], str]:
+    """Factory: create a database with the given name on the session's server and return its psycopg2 URL."""
+
+    def create(name: str) -> str:
+        pg_server.psql(f"CREATE DATABASE {name};")
+        return pg_server.get_uri(name).replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_database: Callable[[str], str]) -> str:
+    """A migrated PostgreSQL test database on the session's server (the store tests empty it per test)."""
+    from db import migrate
+
+    url = pg_database("diagnosis_test")
+    migrate(url)
+    return url
 
 
 @pytest.fixture(scope="session")

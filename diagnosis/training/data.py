@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import multiprocessing
+import multiprocessing.context
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from diagnosis.features.image import ImagePreprocessing, read_preprocessed
 from diagnosis.features.text import TextEncoder
 from diagnosis.ingest.images import ImageError
 
-__all__ = ["CaseLike", "FeatureTable", "build_features"]
+__all__ = ["READ_BATCH", "CaseLike", "FeatureTable", "build_features"]
 
 logger = logging.getLogger(__name__)
+
+READ_BATCH = 32  # images per DataLoader batch (one inter-process transfer per batch with workers)
 
 
 class CaseLike(Protocol):
@@ -56,14 +62,75 @@ class FeatureTable:
         return [m for m, mask in self.masks.items() if mask[row]]
 
 
+class _ImageFiles(Dataset):
+    """Image files read and preprocessed one by one (by ``DataLoader`` workers when there are any).
+
+    Args:
+        items: ``(row, path)`` pairs; ``row`` is the case's index in the feature table.
+        config: The model's image preprocessing.
+    """
+
+    def __init__(self, items: list[tuple[int, str]], config: ImagePreprocessing) -> None:
+        self.items = items
+        self.config = config
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> tuple[int, np.ndarray | None, str | None]:
+        """``(row, (1, *grid) array, None)``, or ``(row, None, reason)`` for an unusable image."""
+        row, path = self.items[k]
+        try:
+            return row, read_preprocessed(path, self.config), None
+        except (ImageError, OSError) as error:
+            return row, None, f"image unusable at diagnosis time: {error}"
+
+
+def _collate(batch: list[tuple[int, np.ndarray | None, str | None]]) -> tuple[list[int], torch.Tensor | None, dict[int, str]]:
+    """Rows read, their images stacked ``(B', 1, *grid)`` (shared memory between processes), and row -> reason."""
+    rows = [row for row, array, _ in batch if array is not None]
+    arrays = [torch.from_numpy(array) for _, array, _ in batch if array is not None]
+    return rows, torch.stack(arrays) if arrays else None, {row: reason for row, _, reason in batch if reason is not None}
+
+
+def _image_batches(items: list[tuple[int, str]], config: ImagePreprocessing, workers: int) -> Iterator[tuple[list[int], torch.Tensor | None, dict[int, str]]]:
+    """Batches of read images; with ``workers`` > 0, worker processes start reading at once (in the background)."""
+    if not items:
+        return iter(())
+    workers = min(workers, -(-len(items) // READ_BATCH))  # no idle processes for a small chunk
+    loader = DataLoader(_ImageFiles(items, config), batch_size=READ_BATCH, num_workers=workers, collate_fn=_collate,
+                        prefetch_factor=4 if workers else None, multiprocessing_context=_context() if workers else None)  # fmt: skip
+    return iter(loader)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers start from a forkserver that has imported the main module and this one once (cheap to fork, and free
+    of this process's threads).
+
+    A plain ``fork`` of this process copies the state of Prefect's and torch's threads without the threads, and the
+    children then fail at exit (Prefect's exit hooks assert on services that are not running there). As with any
+    forkserver or spawn start, a script calling :func:`build_features` with workers needs an
+    ``if __name__ == "__main__":`` guard.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])  # ignored once the server runs
+    return context
+
+
 def build_features(
     cases: Sequence[CaseLike],
     image: ImagePreprocessing | None,
     text_encoder: TextEncoder | None,
     labels: Iterable[str | None] | None = None,
     label_names: Sequence[str] = (),
+    *,
+    workers: int = 0,
+    timings: dict[str, float] | None = None,
 ) -> FeatureTable:
     """Read and preprocess every case's inputs.
+
+    Images are read through a torch ``DataLoader`` in batches of :data:`READ_BATCH`. With ``workers`` > 0 the
+    worker processes start reading before the texts are embedded, so file reading overlaps the text model.
 
     Args:
         cases: Cases with ``image_path`` and ``text``.
@@ -71,6 +138,8 @@ def build_features(
         text_encoder: Text embedder (None: texts are ignored).
         labels: Optional label per case; names outside ``label_names`` become ``-1``.
         label_names: Class names, index = class id.
+        workers: Image-reading worker processes (0: read in this process).
+        timings: When given, seconds are added under ``read_images`` and ``embed_text``.
 
     Returns:
         The feature table; unreadable images are recorded in ``errors`` and masked out.
@@ -79,17 +148,16 @@ def build_features(
     inputs: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
     errors: dict[int, str] = {}
+    clock = {"read_images": 0.0, "embed_text": 0.0}
+    batches: Iterator[tuple[list[int], torch.Tensor | None, dict[int, str]]] = iter(())
     if image is not None:
         inputs["image"] = np.zeros((n, *image.shape), dtype=np.float32)
         masks["image"] = np.zeros(n, dtype=bool)
-        for i, case in enumerate(cases):
-            if case.image_path:
-                try:
-                    inputs["image"][i] = read_preprocessed(case.image_path, image)
-                    masks["image"][i] = True
-                except (ImageError, OSError) as error:
-                    errors[i] = f"image unusable at diagnosis time: {error}"
+        started = time.perf_counter()
+        batches = _image_batches([(i, c.image_path) for i, c in enumerate(cases) if c.image_path], image, workers)
+        clock["read_images"] += time.perf_counter() - started
     if text_encoder is not None:
+        started = time.perf_counter()
         rows = [i for i, c in enumerate(cases) if c.text and c.text.strip()]
         vectors = text_encoder.encode([cases[i].text for i in rows])  # type: ignore[misc]
         inputs["text"] = np.zeros((n, vectors.shape[1] if len(rows) else text_encoder.dim), dtype=np.float32)
@@ -97,9 +165,20 @@ def build_features(
         if rows:
             inputs["text"][rows] = vectors
             masks["text"][rows] = True
+        clock["embed_text"] += time.perf_counter() - started
+    started = time.perf_counter()
+    for read, arrays, failed in batches:
+        if arrays is not None:
+            inputs["image"][read] = arrays.numpy()
+            masks["image"][read] = True
+        errors.update(failed)
+    clock["read_images"] += time.perf_counter() - started
     index = {name: i for i, name in enumerate(label_names)}
     ids = np.array([index.get(lbl, -1) if lbl else -1 for lbl in (labels or [None] * n)], dtype=np.int64)
     for i in errors:  # a row with an unusable image is not used at all
         for mask in masks.values():
             mask[i] = False
-    return FeatureTable(inputs=inputs, masks=masks, labels=ids, errors=errors)
+    if timings is not None:
+        for stage, seconds in clock.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    return FeatureTable(inputs=inputs, masks=masks, labels=ids, errors=dict(sorted(errors.items())))

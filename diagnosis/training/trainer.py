@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from diagnosis.classify.model import DiagnosisModel, ModelSpec
 from diagnosis.classify.uncertainty import conformal_threshold
+from diagnosis.device import amp_dtype
 from diagnosis.features.image import load_backbone_weights
 from diagnosis.training.data import FeatureTable
 
@@ -34,6 +35,7 @@ class TrainConfig:
     seed: int = 0  # initialisation, shuffling and masking
     image_weights: str | None = None  # optional user-supplied weights for the image feature network
     class_weights: bool = False  # weight the diagnosis loss by inverse training-class frequency
+    amp: bool | None = None  # mixed precision; None: bfloat16 autocast on CUDA devices that support it, else off
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -48,6 +50,33 @@ class FitResult:
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+class _Batches:
+    """Training batches of a table; on a GPU the whole table is copied there once and indexed there.
+
+    Args:
+        table: The training rows.
+        device: Where the model trains.
+    """
+
+    def __init__(self, table: FeatureTable, device: torch.device) -> None:
+        self.table, self.device = table, device
+        self.resident = None
+        if device.type == "cuda":  # no host-to-device copy per step: the feature tables are small
+            self.resident = (
+                {m: torch.from_numpy(a).pin_memory().to(device, non_blocking=True) for m, a in table.inputs.items()},
+                {m: torch.from_numpy(a).pin_memory().to(device, non_blocking=True) for m, a in table.masks.items()},
+                torch.from_numpy(table.labels).pin_memory().to(device, non_blocking=True),
+            )
+
+    def __call__(self, index: np.ndarray) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """Inputs, masks and labels of the rows in ``index`` on the device."""
+        if self.resident is None:
+            return self.table.batch(index, self.device)
+        inputs, masks, labels = self.resident
+        rows = torch.from_numpy(index).to(self.device, non_blocking=True)
+        return {m: t[rows] for m, t in inputs.items()}, {m: t[rows] for m, t in masks.items()}, labels[rows]
 
 
 def mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -178,26 +207,31 @@ def fit(
     rng = np.random.default_rng(config.seed)
     weights = inverse_frequency(train.labels, len(spec.label_names)).to(device) if config.class_weights else None
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
+    batches, dtype = _Batches(train, device), amp_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # float16 needs loss scaling
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
         warm = spec.fusion.kl_warmup_epochs
         beta = spec.fusion.beta * min(1.0, epoch / warm) if warm > 0 else spec.fusion.beta
-        order, total, batches = rng.permutation(len(train)), 0.0, 0
+        order, total, steps_run = rng.permutation(len(train)), 0.0, 0
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             if len(index) < 2:
                 continue  # batch norm needs two samples
-            inputs, masks, targets = train.batch(index, device)
+            inputs, masks, targets = batches(index)
             masks = mask_modalities(masks, spec.fusion.modality_dropout, generator)
-            out = model.objective(inputs, masks, targets, beta, weights)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                out = model.objective(inputs, masks, targets, beta, weights)
             optimiser.zero_grad(set_to_none=True)
-            out.loss.backward()
+            scaler.scale(out.loss).backward()
+            scaler.unscale_(optimiser)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimiser.step()
+            scaler.step(optimiser)
+            scaler.update()
             schedule.step()
-            total, batches = total + out.loss.item(), batches + 1
-        record = {"epoch": epoch, "train_loss": total / max(batches, 1), "beta": beta}
+            total, steps_run = total + out.loss.item(), steps_run + 1
+        record = {"epoch": epoch, "train_loss": total / max(steps_run, 1), "beta": beta}
         if val is not None and len(val):
             record["val_loss"] = _val_loss(model, val, device, 256)
             if record["val_loss"] < best_loss:

@@ -1,4 +1,4 @@
-"""Fixtures for the store tests: one migrated database per test, on SQLite and on a real PostgreSQL."""
+"""Fixtures for the store tests: one migrated database per test, on SQLite and on a real PostgreSQL (``pg_url``)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from db import CaseIn, ImageIn, default_sqlite_url, dispose_engines, get_engine, migrate, session_scope
+from db import (
+    CaseIn,
+    ImageIn,
+    default_sqlite_url,
+    get_engine,
+    migrate,
+    session_scope,
+)
 from db.models import Base
-
-PG_DATABASE = "diagnosis_test"
-
-
-@pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start a throw-away PostgreSQL server (pgserver), create and migrate one test database."""
-    pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
-    try:
-        server.psql(f"CREATE DATABASE {PG_DATABASE};")
-        url = server.get_uri(PG_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
-        migrate(url)
-        yield url
-    finally:
-        dispose_engines()
-        server.cleanup()
 
 
 def _empty(url: str) -> None:

@@ -259,3 +259,15 @@ def test_flow_runs(session: Session) -> None:
         finish_flow_run(session, run, status="done", counts={})
     with pytest.raises(LookupError, match="start_flow_run"):
         finish_flow_run(session, 999, status="completed", counts={})
+
+
+def test_runs_of_dead_processes_are_marked_failed(session: Session) -> None:
+    from db import fail_dead_runs
+
+    dead = start_flow_run(session, flow_name="diagnose", prefect_run_id=None, hostname="here", pid=111)
+    alive = start_flow_run(session, flow_name="diagnose", prefect_run_id=None, hostname="here", pid=222)
+    elsewhere = start_flow_run(session, flow_name="diagnose", prefect_run_id=None, hostname="there", pid=111)
+    assert fail_dead_runs(session, "here", lambda pid: pid == 222) == [dead]
+    runs = {r.id: r for r in list_flow_runs(session)}
+    assert runs[dead].status == "failed" and "killed or crashed" in (runs[dead].error or "")
+    assert runs[alive].status == "running" and runs[elsewhere].status == "running"

@@ -1,0 +1,322 @@
+"""``diagnosis bench throughput|memory|train|store``: performance benchmarks (registered on the ``bench`` group).
+
+Each prints readable tables and writes every figure as JSON (``--json``). The data is generated; stores and homes
+live in a fresh temporary folder unless ``--work-dir`` names one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flows.bench_cli import app
+
+__all__ = ["Trained", "fill_cases", "memory", "pool_embeddings", "throughput", "train", "trained_store"]
+
+STORE_LABELS = ("normal", "pneumonia", "covid", "effusion", "fracture", "pneumothorax")  # bench store diagnoses
+LATENT_DIM = 32  # stored latent size, as the default model
+FILL_BATCH = 5000  # cases per upsert_cases call when filling stores
+
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+TextModel = Annotated[Path | None, typer.Option(help="Local Hugging Face text model (default: packaged all-MiniLM-L6-v2).")]
+JsonPath = Annotated[Path | None, typer.Option("--json", help="Also write every figure here.")]
+WorkDir = Annotated[Path | None, typer.Option(help="Keep stores, homes and data in this folder (default: a fresh temp folder).")]
+
+
+def _work_dir(folder: Path | None) -> Path:
+    """The benchmark's folder (created), with Prefect pointed inside it unless the environment chose already."""
+    from diagnosis.settings import Settings
+    from flows.environment import configure_prefect
+
+    root = (folder or Path(tempfile.mkdtemp(prefix="diagnosis-bench-"))).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    configure_prefect(Settings.from_env(root))
+    return root
+
+
+def _emit(tables: list[Table], report: dict[str, Any], json_path: Path | None) -> None:
+    """Print the tables, then every figure as JSON (stdout, or the ``--json`` file)."""
+    from flows.render import print_table
+
+    for table in tables:
+        print_table(table)
+    if json_path is None:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        json_path.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {json_path}")
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
+    """A rich table whose first column is left-aligned and the others right-aligned."""
+    table = Table(title=title, caption=caption)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A store with generated, ingested cases and a model trained on them."""
+
+    db_url: str
+    home: Path
+    version: Any  # db.ModelVersionView
+    seconds: dict[str, float]
+
+
+def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, device: str, seed: int = 0) -> Trained:
+    """Generate ``cases`` synthetic cases, ingest them and train a model for ``epochs`` epochs (through the flows)."""
+    import db
+    from diagnosis.synthetic import SyntheticConfig, generate_dataset
+    from flows.ingest import ingest_flow
+    from flows.train import train_flow
+
+    home, seconds = root / "home", {}
+    start = time.perf_counter()
+    manifest = generate_dataset(root / "data", SyntheticConfig(cases=cases, seed=seed))
+    seconds["generate"] = time.perf_counter() - start
+    url = db.default_sqlite_url(home)
+    db.migrate(url)
+    start = time.perf_counter()
+    ingest_flow(str(manifest), url, home=str(home))
+    seconds["ingest"] = time.perf_counter() - start
+    start = time.perf_counter()
+    version = train_flow(url, str(home), epochs=epochs, device=device, text_model=str(text_model) if text_model else None,
+                         seed=seed)  # fmt: skip
+    seconds["train"] = time.perf_counter() - start
+    with db.session_scope(url) as session:
+        view = db.get_model_version(session, str(version))
+    return Trained(db_url=url, home=home, version=view, seconds=seconds)
+
+
+@app.command("throughput")
+def throughput(
+    cases: Annotated[int, typer.Option(min=60, help="Generated cases, all diagnosed.")] = 2000,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the model used.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
+    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 1,
+    device: Device = "auto",
+    text_model: TextModel = None,
+    json_path: JsonPath = None,
+    work_dir: WorkDir = None,
+) -> None:
+    """End-to-end batch diagnosis (files -> features -> fusion -> classify -> store) against the models alone."""
+    import db
+    from diagnosis.benchmarks.perf import raw_forward
+    from diagnosis.device import resolve_device
+    from diagnosis.training import build_features, load_model
+    from flows.common import text_encoder
+    from flows.diagnose import diagnose_flow
+
+    root = _work_dir(work_dir)
+    trained = trained_store(root, cases, epochs, text_model, device)
+    model = str(trained.version.id)
+    cold = root / "diagnose-home"  # a fresh home: an empty text-embedding cache, so every text is embedded
+    runs = {}
+    for name, pending in (("cold", True), ("warm", False)):
+        start = time.perf_counter()
+        result = diagnose_flow(trained.db_url, str(cold), model=model, pending=pending, batch_size=batch_size,
+                               device=device, workers=workers)  # fmt: skip
+        seconds = time.perf_counter() - start
+        runs[name] = {"seconds": seconds, "cases_per_s": result["predicted"] / seconds, "predicted": result["predicted"],
+                      "failed": result["failed"], "stages": result.get("seconds", {})}  # fmt: skip
+    torch_device = resolve_device(device)
+    net = load_model(trained.version.checkpoint_path, torch_device)
+    with db.session_scope(trained.db_url) as session:
+        stored = [case for chunk in db.iter_case_inputs(session, batch_size=5000) for case in chunk]
+    table = build_features(stored, net.spec.modalities.image, text_encoder(net.spec.text, cold / "cache"), workers=workers)
+    texts = list(dict.fromkeys(c.text for c in stored if c.text and c.text.strip()))
+    raw = raw_forward(net, table, texts, net.spec.text, torch_device)
+    report = {"cases": len(stored), "device": str(torch_device), "batch_size": batch_size, "workers": workers,
+              "torch_threads": _threads(), "text_model": str(text_model or "all-MiniLM-L6-v2"),
+              "e2e_cold": runs["cold"], "e2e_warm": runs["warm"], "raw": raw,
+              "ratio": runs["cold"]["cases_per_s"] / raw["cases_per_s"],
+              "ratio_warm": runs["warm"]["cases_per_s"] / raw["cases_per_s"], "setup_s": trained.seconds}  # fmt: skip
+    rows = [["end to end, cold text cache", f"{runs['cold']['seconds']:.1f}", f"{runs['cold']['cases_per_s']:.1f}"],
+            ["end to end, warm text cache", f"{runs['warm']['seconds']:.1f}", f"{runs['warm']['cases_per_s']:.1f}"],
+            ["models alone (text encoder + image net, VAE, classifier)", f"{raw['seconds']:.1f}", f"{raw['cases_per_s']:.1f}"]]  # fmt: skip
+    caption = f"ratio end to end ÷ models alone: {report['ratio']:.2f} (cold), {report['ratio_warm']:.2f} (warm)"
+    title = f"Batch diagnosis throughput — {len(stored):,} cases on {torch_device}, chunks of {batch_size}, {workers} reader(s)"
+    tables = [_table(title, ["run", "seconds", "cases/s"], rows, caption), _stages_table(runs, raw)]
+    _emit(tables, report, json_path)
+
+
+def _stages_table(runs: dict[str, dict[str, Any]], raw: dict[str, float]) -> Table:
+    """Seconds per stage of each end-to-end run, beside the models-alone times."""
+    stages = ("claim", "read_images", "embed_text", "model", "store")
+    rows = []
+    for stage in (*stages, "other (flow, model loading, Prefect)"):
+        cells = [stage]
+        for run in runs.values():
+            inside = sum(run["stages"].get(s, 0.0) for s in stages)
+            value = run["seconds"] - inside if stage.startswith("other") else run["stages"].get(stage, 0.0)
+            cells.append(f"{value:.2f} ({100 * value / run['seconds']:.0f} %)")
+        cells.append({"embed_text": f"{raw['text_s']:.2f}", "model": f"{raw['model_s']:.2f}"}.get(stage, "—"))
+        rows.append(cells)
+    return _table("Seconds per stage", ["stage", *(f"end to end, {name}" for name in runs), "models alone"], rows)
+
+
+def _threads() -> int:
+    """torch's intra-op threads (what the models ran on)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+@app.command("memory")
+def memory(
+    sizes: Annotated[str, typer.Option(help="Comma-separated numbers of cases, one diagnose run each.")] = "1000,10000,100000",
+    batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
+    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 0,
+    train_cases: Annotated[int, typer.Option(min=60, help="Generated cases the model is trained on (their files are the pool).")] = 300,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    device: Device = "auto",
+    text_model: TextModel = None,
+    json_path: JsonPath = None,
+    work_dir: WorkDir = None,
+) -> None:
+    """Peak RSS of `diagnosis diagnose` (a subprocess) on stores of each size: memory must not grow with the batch."""
+    import db
+    from diagnosis.benchmarks.perf import peak_rss_of
+
+    counts = sorted({int(s) for s in sizes.split(",") if s.strip()})
+    root = _work_dir(work_dir)
+    trained = trained_store(root / "train", train_cases, epochs, text_model, device)
+    with db.session_scope(trained.db_url) as session:
+        pool = [c for chunk in db.iter_case_inputs(session, batch_size=5000) for c in chunk if c.image_path and c.text]
+    vectors = pool_embeddings(trained, [c.text for c in pool])
+    results = []
+    for n in counts:
+        home = root / f"cases-{n}"
+        start = time.perf_counter()
+        version = fill_cases(home, trained.version, pool, n, vectors)
+        fill_s = time.perf_counter() - start
+        command = [sys.executable, "-c", "from flows.cli import main; main()", "--home", str(home), "diagnose",
+                   "--model", str(version), "--batch-size", str(batch_size), "--workers", str(workers), "--device", device]  # fmt: skip
+        env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(root / "prefect"))}
+        run = peak_rss_of(command, env=env)
+        if run.returncode != 0:
+            typer.secho(f"error: diagnose on {n} cases exited with {run.returncode}:\n{run.stderr}", fg="red", err=True)
+            raise typer.Exit(1)
+        counts_out = json.loads(run.stdout.strip().splitlines()[-1])
+        results.append({"cases": n, "peak_rss_mib": run.peak_rss_mib, "seconds": run.seconds, "fill_s": fill_s,
+                        "predicted": counts_out["predicted"], "cases_per_s": counts_out["predicted"] / run.seconds})  # fmt: skip
+    ratio = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
+    report = {"batch_size": batch_size, "workers": workers, "runs": results, "ratio": ratio, "setup_s": trained.seconds}
+    rows = [[f"{r['cases']:,}", f"{r['peak_rss_mib']:.0f}", f"{r['seconds']:.1f}", f"{r['cases_per_s']:.1f}", f"{r['fill_s']:.1f}"]
+            for r in results]  # fmt: skip
+    caption = f"peak RSS {results[-1]['cases']:,} ÷ {results[0]['cases']:,} cases: {ratio:.2f}"
+    _emit([_table(f"Peak memory of diagnose (chunks of {batch_size})", ["cases", "peak RSS MiB", "seconds", "cases/s", "store fill s"],
+                  rows, caption)], report, json_path)  # fmt: skip
+
+
+def pool_embeddings(trained: Trained, texts: list[str]) -> dict[str, Any]:
+    """Cache key -> embedding of each pool text (from the training home's cache: training embedded them all)."""
+    from diagnosis.training import load_model
+    from flows.common import text_encoder
+
+    spec = load_model(trained.version.checkpoint_path).spec
+    encoder = text_encoder(spec.text, trained.home / "cache")
+    if encoder is None:
+        return {}
+    unique = list(dict.fromkeys(texts))
+    return dict(zip(map(encoder.key, unique), encoder.encode(unique), strict=True))
+
+
+def fill_cases(home: Path, version: Any, pool: list[Any], n: int, vectors: dict[str, Any]) -> int:  # noqa: ANN401
+    """A fresh store under ``home`` with ``n`` cases drawn from ``pool`` (files reused), the model registered and a
+    warm text cache (so every size runs under the same conditions). Returns the model version id."""
+    import db
+    from diagnosis.features import EmbeddingCache
+
+    url = db.default_sqlite_url(home)
+    db.migrate(url)
+    if vectors:
+        EmbeddingCache(home / "cache" / "text_embeddings.sqlite").put_many(vectors)
+    with db.session_scope(url) as session:
+        model = db.register_model_version(session, name=version.name, fusion=version.fusion, config=version.config,
+                                          label_names=version.label_names, metrics=version.metrics,
+                                          checkpoint_path=version.checkpoint_path)  # fmt: skip
+    for start in range(0, n, FILL_BATCH):
+        rows = []
+        for i in range(start, min(n, start + FILL_BATCH)):
+            case = pool[i % len(pool)]
+            image = db.ImageIn(path=case.image_path, sha256=f"{i:064x}", format="png", shape=(64, 64), spacing=None)
+            rows.append(db.CaseIn(f"MEM-{i:07d}", None, case.label, "test", case.text, image))
+        with db.session_scope(url) as session:
+            db.upsert_cases(session, rows)
+    return model
+
+
+@dataclass(frozen=True)
+class _FileCase:
+    """A generated manifest row with the image path made absolute (what feature building needs)."""
+
+    image_path: str | None
+    text: str | None
+    label: str | None
+
+
+@app.command("train")
+def train(
+    cases: Annotated[int, typer.Option(min=60, help="Generated training cases.")] = 2000,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per variant (the first is reported apart).")] = 3,
+    fusion: Annotated[str, typer.Option(help="Comma-separated fusion variants.")] = "poe,moe,mopoe,concat",
+    batch_size: Annotated[int, typer.Option(min=2, help="Cases per optimisation step.")] = 64,
+    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 1,
+    device: Device = "auto",
+    cpu_baseline: Annotated[bool, typer.Option("--cpu-baseline", help="On a GPU, also train on the CPU and report GPU ÷ CPU.")] = False,
+    text_model: TextModel = None,
+    json_path: JsonPath = None,
+    work_dir: WorkDir = None,
+) -> None:
+    """VAE training speed per fusion variant on the same generated features: seconds per epoch, samples/s."""
+    import csv
+
+    from diagnosis.benchmarks.perf import time_training
+    from diagnosis.device import resolve_device
+    from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
+    from diagnosis.fusion import FusionConfig
+    from diagnosis.synthetic import SyntheticConfig, generate_dataset
+    from diagnosis.training import build_features, plan_model
+
+    root = _work_dir(work_dir)
+    manifest = generate_dataset(root / "data", SyntheticConfig(cases=cases))
+    with manifest.open(encoding="utf-8") as handle:
+        rows = [_FileCase(str(manifest.parent / r["image"]) if r["image"] else None, r["text"] or None, r["label"])
+                for r in csv.DictReader(handle)]  # fmt: skip
+    encoder = TextEncoder(TextEncoderConfig(model_path=str(text_model) if text_model else None),
+                          cache=EmbeddingCache(root / "cache" / "text_embeddings.sqlite"))  # fmt: skip
+    spec = plan_model(rows, FusionConfig(), encoder)
+    start = time.perf_counter()
+    table = build_features(rows, spec.modalities.image, encoder, [r.label for r in rows], spec.label_names, workers=workers)
+    features_s = time.perf_counter() - start
+    torch_device = resolve_device(device)
+    variants = [f.strip() for f in fusion.split(",") if f.strip()]
+    results = time_training(spec, table, variants, epochs, torch_device, batch_size)
+    report: dict[str, Any] = {"cases": len(table), "epochs": epochs, "batch_size": batch_size, "device": str(torch_device),
+                              "torch_threads": _threads(), "features_s": features_s, "results": results}  # fmt: skip
+    if cpu_baseline and torch_device.type != "cpu":
+        import torch
+
+        cpu = time_training(spec, table, variants, epochs, torch.device("cpu"), batch_size)
+        report["cpu"] = cpu
+        report["speedup"] = {v: cpu[v]["seconds_per_epoch"] / results[v]["seconds_per_epoch"] for v in variants}
+    lines = [[v, f"{r['seconds_per_epoch']:.2f}", f"{r['samples_per_s']:.0f}", f"{r['epoch_s'][0]:.2f}",
+              f"{report['speedup'][v]:.1f}×" if "speedup" in report else "—"] for v, r in results.items()]  # fmt: skip
+    title = f"VAE training — {len(table):,} cases, batch {batch_size}, {epochs} epochs on {torch_device}"
+    columns = ["fusion", "s/epoch", "samples/s", "first epoch s", "÷ CPU"]
+    _emit([_table(title, columns, lines, "s/epoch: mean over the epochs after the first")], report, json_path)

@@ -1,0 +1,188 @@
+"""The fast paths give what the plain paths give: DataLoader reading, batched / mixed-precision / compiled prediction."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diagnosis.classify import DiagnosisModel, ModelSpec, predict
+from diagnosis.device import amp_dtype, autocast_dtype
+from diagnosis.features import ImagePreprocessing
+from diagnosis.features.image import read_preprocessed
+from diagnosis.fusion import FusionConfig, ModalitySpec
+from diagnosis.ingest.images import ImageError
+from diagnosis.synthetic import SyntheticConfig, generate_dataset
+from diagnosis.training import FeatureTable, TrainConfig, build_features, fit
+
+CPU = torch.device("cpu")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@dataclass(frozen=True)
+class FileCase:
+    image_path: str | None
+    text: str | None
+
+
+def _table(n: int, seed: int) -> FeatureTable:
+    """Two classes (bright square vs none; shifted text vector), some modalities missing."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.random((n, 1, 16, 16)).astype(np.float32) * 0.3
+    images[labels == 1, :, 4:10, 4:10] += 0.7
+    text = (rng.normal(size=(n, 8)) * 0.5 + labels[:, None] * 0.8).astype(np.float32)
+    masks = {"image": rng.random(n) > 0.2, "text": rng.random(n) > 0.2}
+    masks["image"] |= ~masks["text"]
+    return FeatureTable(inputs={"image": images, "text": text}, masks=masks, labels=labels.astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def model() -> DiagnosisModel:
+    spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
+                     FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
+    return fit(spec, _table(120, 0), _table(40, 1), TrainConfig(epochs=4, batch_size=32, lr=3e-3)).model
+
+
+def _plain(model: DiagnosisModel, table: FeatureTable, samples: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference: every row at once in float32, the draws taken row by row from a generator seeded with 0."""
+    with torch.no_grad():
+        inputs, masks, _ = table.batch(slice(None), CPU)
+        q = model.vae.posterior(inputs, masks)
+        noise = torch.randn(len(table), samples, q.mu.shape[1], generator=torch.Generator().manual_seed(0)).transpose(0, 1)
+        mean = model.classify(q.mu + noise * torch.exp(0.5 * q.logvar)).mean(0)
+        entropy = -(mean * torch.log(mean.clamp(1e-12, 1.0))).sum(-1)
+        return model.classify(q.mu).numpy(), q.mu.numpy(), entropy.numpy()
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, None])
+def test_batched_prediction_matches_the_plain_path(model: DiagnosisModel, batch_size: int | None) -> None:
+    table = _table(50, 2)
+    probabilities, latents, entropy = _plain(model, table)
+    timings = {"model": 1.0}
+    preds = predict(model, table, CPU, batch_size, timings=timings)
+    assert np.allclose(preds.probabilities, probabilities, atol=1e-5)
+    assert np.allclose(preds.latents, latents, atol=1e-5)
+    assert np.allclose(preds.uncertainty, entropy, atol=1e-5)  # the same draws whatever the batching
+    assert timings["model"] > 1.0  # added to, not replaced
+    assert preds.sets.any(1).all() and preds.ok.all()
+
+
+def test_bfloat16_autocast_stays_close_to_float32(model: DiagnosisModel) -> None:
+    table = _table(60, 3)
+    full = predict(model, table, CPU)
+    mixed = predict(model, table, CPU, amp=True)  # torch.autocast("cpu", dtype=torch.bfloat16)
+    assert mixed.probabilities.dtype == np.float32 and np.isfinite(mixed.probabilities).all()
+    assert np.abs(mixed.probabilities - full.probabilities).max() < 0.05
+    assert (mixed.probabilities.argmax(1) == full.probabilities.argmax(1)).mean() >= 0.95
+    assert np.abs(mixed.uncertainty - full.uncertainty).max() < 0.05
+
+
+def test_mixed_precision_choice() -> None:
+    assert amp_dtype(CPU, None) is None and amp_dtype(CPU, False) is None  # automatic: off on the CPU
+    assert amp_dtype(CPU, True) == torch.bfloat16 == autocast_dtype(CPU)
+    if torch.cuda.is_available():
+        expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        assert amp_dtype(torch.device("cuda"), None) == expected
+
+
+def test_training_under_autocast_runs_and_learns() -> None:
+    spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
+                     FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
+    result = fit(spec, _table(96, 4), None, TrainConfig(epochs=3, batch_size=32, lr=3e-3, amp=True))
+    losses = [r["train_loss"] for r in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="torch.compile needs a C++ compiler")
+def test_compiled_prediction_matches(model: DiagnosisModel) -> None:
+    table = _table(40, 5)
+    plain = predict(model, table, CPU, batch_size=16)
+    compiled = predict(model, table, CPU, batch_size=16, compile=True)
+    assert np.allclose(compiled.probabilities, plain.probabilities, atol=1e-5)
+    assert np.allclose(compiled.uncertainty, plain.uncertainty, atol=1e-5)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_fast_path_matches_the_cpu(model: DiagnosisModel) -> None:
+    table = _table(300, 6)
+    cpu = predict(model, table, CPU)
+    for amp in (False, None):  # float32, then the default (bfloat16 where supported)
+        gpu = predict(model, table, torch.device("cuda"), amp=amp)
+        tolerance = 1e-4 if amp is False else 0.05
+        assert np.abs(gpu.probabilities - cpu.probabilities).max() < tolerance
+        assert np.abs(gpu.uncertainty - cpu.uncertainty).max() < tolerance
+    model.to(CPU)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_training_with_the_table_on_the_device() -> None:
+    spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
+                     FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
+    result = fit(spec, _table(128, 7), _table(40, 8), TrainConfig(epochs=3, batch_size=32), torch.device("cuda"))
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+    assert next(result.model.parameters()).device.type == "cuda"
+
+
+@pytest.fixture(scope="module")
+def image_cases(tmp_path_factory: pytest.TempPathFactory) -> list[FileCase]:
+    """Generated PNGs, plus a missing file, a corrupt file and a case without an image."""
+    folder = tmp_path_factory.mktemp("fast-read")
+    generate_dataset(folder, SyntheticConfig(cases=70, image_size=32))
+    files = sorted((folder / "images").glob("*.png"))
+    corrupt = folder / "corrupt.png"
+    corrupt.write_bytes(files[0].read_bytes()[:60])  # a truncated PNG
+    cases = [FileCase(str(f), "cough") for f in files]
+    cases[3] = FileCase(str(folder / "missing.png"), "fever")
+    cases[40] = FileCase(str(corrupt), None)
+    cases[41] = FileCase(None, "text only")
+    return cases
+
+
+def _reference_images(cases: list[FileCase], config: ImagePreprocessing) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """One file after another, as feature building did before the DataLoader."""
+    images, present, failed = np.zeros((len(cases), *config.shape), np.float32), np.zeros(len(cases), bool), set()
+    for i, case in enumerate(cases):
+        if case.image_path:
+            try:
+                images[i], present[i] = read_preprocessed(case.image_path, config), True
+            except (ImageError, OSError):
+                failed.add(i)
+    return images, present, failed
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_reading_matches_file_by_file(image_cases: list[FileCase], workers: int) -> None:
+    config = ImagePreprocessing(size=16)
+    images, present, failed = _reference_images(image_cases, config)
+    timings: dict[str, float] = {}
+    table = build_features(image_cases, config, None, workers=workers, timings=timings)
+    assert failed == {3, 40} and set(table.errors) == failed
+    assert all(reason.startswith("image unusable at diagnosis time:") for reason in table.errors.values())
+    assert "not found" in table.errors[3]
+    assert np.array_equal(table.inputs["image"], images) and np.array_equal(table.masks["image"], present)
+    assert not table.masks["image"][[3, 40, 41]].any()
+    assert timings["read_images"] > 0 and timings["embed_text"] == 0.0
+    build_features(image_cases[:5], config, None, workers=workers, timings=timings)  # timings add up
+    assert timings["read_images"] > 0
+
+
+def test_feature_building_keeps_its_outputs_with_texts(image_cases: list[FileCase], tiny_text_model: Path) -> None:
+    from diagnosis.features import TextEncoder, TextEncoderConfig
+
+    encoder = TextEncoder(TextEncoderConfig(model_path=str(tiny_text_model)))
+    config = ImagePreprocessing(size=16)
+    timings: dict[str, float] = {}
+    table = build_features(image_cases, config, encoder, ["a"] * len(image_cases), ("a", "b"), workers=1, timings=timings)
+    assert table.labels.tolist() == [0] * len(image_cases)
+    assert table.masks["text"].sum() == len(image_cases) - 2  # no text at 40; 3 dropped (its image is unusable)
+    assert not table.masks["text"][3] and table.masks["text"][41] and not table.masks["image"][41]
+    assert timings["embed_text"] > 0 and timings["read_images"] > 0
+    assert build_features([], config, encoder, workers=2).inputs["image"].shape == (0, 1, 16, 16)

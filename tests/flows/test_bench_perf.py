@@ -1,0 +1,82 @@
+"""``diagnosis bench store|train|throughput|memory`` at tiny sizes, and memory that stays flat on a streamed run."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import db
+from flows.cli import app
+
+
+def _run(args: list[str], out: Path) -> dict:
+    result = CliRunner().invoke(app, ["bench", *args, "--json", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())
+
+
+@pytest.mark.postgres
+def test_bench_store_times_bulk_writes_and_the_dashboard(tmp_path: Path) -> None:
+    report = _run(["store", "--rows", "300", "--batch", "128", "--dashboard-cases", "200", "--repeat", "1"], tmp_path / "s.json")
+    assert set(report["writes"]) == {"sqlite", "postgresql"}
+    for writes in report["writes"].values():
+        assert writes["stored"] == 300 and writes["insert_rows_per_s"] > 0 and writes["update_rows_per_s"] > 0
+    assert report["dashboard"]["cases"] == 200
+    assert all(t["p50_ms"] > 0 for t in report["dashboard"]["timings"].values())
+
+
+def test_bench_train_times_each_variant(tmp_path: Path, tiny_text_model: Path) -> None:
+    report = _run(["train", "--cases", "80", "--epochs", "2", "--fusion", "poe,concat", "--workers", "0",
+                   "--text-model", str(tiny_text_model), "--work-dir", str(tmp_path / "work")], tmp_path / "t.json")  # fmt: skip
+    assert report["cases"] == 80 and set(report["results"]) == {"poe", "concat"}
+    for result in report["results"].values():
+        assert len(result["epoch_s"]) == 2 and result["seconds_per_epoch"] > 0 and result["samples_per_s"] > 0
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_bench_throughput_compares_end_to_end_with_the_models(tmp_path: Path, tiny_text_model: Path) -> None:
+    report = _run(["throughput", "--cases", "80", "--epochs", "1", "--batch-size", "32", "--workers", "1",
+                   "--text-model", str(tiny_text_model), "--work-dir", str(tmp_path / "work")], tmp_path / "p.json")  # fmt: skip
+    cold, warm, raw = report["e2e_cold"], report["e2e_warm"], report["raw"]
+    assert report["cases"] == 80 and cold["predicted"] == 80 and warm["predicted"] == 80 and cold["failed"] == 0
+    assert cold["stages"]["embed_text"] > warm["stages"]["embed_text"]  # the warm run reads the text cache
+    assert {"claim", "read_images", "embed_text", "model", "store"} <= set(cold["stages"])
+    assert raw["cases"] == 80 and raw["text_s"] > 0 and raw["model_s"] > 0
+    assert report["ratio"] == pytest.approx(cold["cases_per_s"] / raw["cases_per_s"])
+
+
+def test_bench_memory_measures_each_size_in_a_subprocess(tmp_path: Path, tiny_text_model: Path) -> None:
+    report = _run(["memory", "--sizes", "40,120", "--train-cases", "80", "--batch-size", "32", "--device", "cpu",
+                   "--text-model", str(tiny_text_model), "--work-dir", str(tmp_path / "work")], tmp_path / "m.json")  # fmt: skip
+    assert [r["cases"] for r in report["runs"]] == [40, 120]
+    assert all(r["predicted"] == r["cases"] and r["peak_rss_mib"] > 50 for r in report["runs"])
+    assert 0.5 < report["ratio"] < 1.5
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_streamed_diagnosis_keeps_memory_flat(tmp_path: Path, tiny_text_model: Path) -> None:
+    """Python-tracked memory (numpy arrays included) peaks at one chunk, not at the number of cases."""
+    from flows.bench_perf import fill_cases, pool_embeddings, trained_store
+    from flows.diagnose import diagnose_flow
+
+    trained = trained_store(tmp_path / "train", 80, 1, tiny_text_model, "cpu")
+    with db.session_scope(trained.db_url) as session:
+        pool = [c for chunk in db.iter_case_inputs(session) for c in chunk if c.image_path and c.text]
+    vectors = pool_embeddings(trained, [c.text for c in pool])
+    peaks = {}
+    for n in (40, 100, 800):  # the first run loads the model and the text encoder
+        home = tmp_path / f"cases-{n}"
+        version = fill_cases(home, trained.version, pool, n, vectors)
+        gc.collect()
+        tracemalloc.start()
+        result = diagnose_flow(db.default_sqlite_url(home), str(home), model=str(version), batch_size=50, device="cpu")
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert result["predicted"] == n
+    per_case = 4 * (32 * 32 + 32)  # float32 image on the 32-pixel grid + tiny text embedding, per case
+    assert peaks[800] - peaks[100] < 0.5 * 700 * per_case  # holding every case would add at least 700 * per_case
