@@ -207,7 +207,7 @@ def _postgres_writes(folder: Path, rows: int, batch: int) -> dict[str, float] | 
 @app.command("store")
 def store(
     rows: Annotated[int, typer.Option(min=10, help="Predictions written in bulk.")] = 100_000,
-    batch: Annotated[int, typer.Option(min=1, help="Predictions per transaction (a diagnose chunk).")] = 512,
+    batch: Annotated[str, typer.Option(help="Comma-separated predictions per transaction (512: a diagnose chunk).")] = "512,5000",
     dashboard_cases: Annotated[int, typer.Option(min=0, help="Cases for the dashboard queries (0: skip them).")] = 100_000,
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs per dashboard query.")] = 10,
     postgres: Annotated[bool, typer.Option("--postgres/--no-postgres", help="Also on PostgreSQL (pgserver).")] = True,
@@ -218,17 +218,21 @@ def store(
     from flows.render import print_table
 
     folder = Path(tempfile.mkdtemp(prefix="diagnosis-bench-store-"))
-    sqlite_url = db.default_sqlite_url(folder / "sqlite")
-    db.migrate(sqlite_url)
-    writes = {"sqlite": time_bulk_writes(sqlite_url, rows, batch)}
-    if postgres and (pg := _postgres_writes(folder / "pg", rows, batch)) is not None:
-        writes["postgresql"] = pg
-    report: dict[str, Any] = {"writes": writes}
-    table = Table(title=f"Bulk prediction writes — {rows:,} rows, {batch} per transaction")
-    for column in ("store", "insert rows/s", "re-write rows/s", "rows stored"):
+    writes: dict[str, list[dict[str, float]]] = {"sqlite": []}
+    for size in sorted({int(b) for b in batch.split(",") if b.strip()}):
+        sqlite_url = db.default_sqlite_url(folder / f"sqlite-{size}")
+        db.migrate(sqlite_url)
+        writes["sqlite"].append(time_bulk_writes(sqlite_url, rows, size))
+        if postgres and (pg := _postgres_writes(folder / f"pg-{size}", rows, size)) is not None:
+            writes.setdefault("postgresql", []).append(pg)
+    report: dict[str, Any] = {"rows": rows, "writes": writes}
+    table = Table(title=f"Bulk prediction writes — {rows:,} rows (6 classes, 32-d latents)")
+    for column in ("store", "rows per transaction", "insert rows/s", "re-write rows/s", "rows stored"):
         table.add_column(column, justify="left" if column == "store" else "right")
-    for name, w in writes.items():
-        table.add_row(name, f"{w['insert_rows_per_s']:,.0f}", f"{w['update_rows_per_s']:,.0f}", f"{w['stored']:,}")
+    for name, runs in writes.items():
+        for w in runs:
+            table.add_row(name, f"{w['batch']:,}", f"{w['insert_rows_per_s']:,.0f}", f"{w['update_rows_per_s']:,.0f}",
+                          f"{w['stored']:,}")  # fmt: skip
     tables = [table]
     if dashboard_cases:
         url = db.default_sqlite_url(folder / "dashboard")

@@ -1,4 +1,6 @@
-"""``diagnosis bench throughput|memory|train|store``: performance benchmarks (registered on the ``bench`` group).
+"""``diagnosis bench throughput|memory|train``: pipeline performance benchmarks (on the ``bench`` group).
+
+``bench store`` (bulk writes and dashboard reads) lives with the other store benchmarks in :mod:`flows.bench_cli`.
 
 Each prints readable tables and writes every figure as JSON (``--json``). The data is generated; stores and homes
 live in a fresh temporary folder unless ``--work-dir`` names one.
@@ -7,8 +9,6 @@ live in a fresh temporary folder unless ``--work-dir`` names one.
 from __future__ import annotations
 
 import json
-import os
-import random
 import sys
 import tempfile
 import time
@@ -23,8 +23,6 @@ from flows.bench_cli import app
 
 __all__ = ["Trained", "fill_cases", "memory", "pool_embeddings", "throughput", "train", "trained_store"]
 
-STORE_LABELS = ("normal", "pneumonia", "covid", "effusion", "fracture", "pneumothorax")  # bench store diagnoses
-LATENT_DIM = 32  # stored latent size, as the default model
 FILL_BATCH = 5000  # cases per upsert_cases call when filling stores
 
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
@@ -34,7 +32,10 @@ WorkDir = Annotated[Path | None, typer.Option(help="Keep stores, homes and data 
 
 
 def _work_dir(folder: Path | None) -> Path:
-    """The benchmark's folder (created), with Prefect pointed inside it unless the environment chose already."""
+    """The benchmark's folder (created), with Prefect pointed inside it unless the environment chose already.
+
+    Call it before anything imports Prefect (Prefect reads its settings once).
+    """
     from diagnosis.settings import Settings
     from flows.environment import configure_prefect
 
@@ -114,6 +115,7 @@ def throughput(
     work_dir: WorkDir = None,
 ) -> None:
     """End-to-end batch diagnosis (files -> features -> fusion -> classify -> store) against the models alone."""
+    root = _work_dir(work_dir)  # before Prefect is imported: it reads its settings once
     import db
     from diagnosis.benchmarks.perf import raw_forward
     from diagnosis.device import resolve_device
@@ -121,7 +123,6 @@ def throughput(
     from flows.common import text_encoder
     from flows.diagnose import diagnose_flow
 
-    root = _work_dir(work_dir)
     trained = trained_store(root, cases, epochs, text_model, device)
     model = str(trained.version.id)
     cold = root / "diagnose-home"  # a fresh home: an empty text-embedding cache, so every text is embedded
@@ -206,8 +207,7 @@ def memory(
         fill_s = time.perf_counter() - start
         command = [sys.executable, "-c", "from flows.cli import main; main()", "--home", str(home), "diagnose",
                    "--model", str(version), "--batch-size", str(batch_size), "--workers", str(workers), "--device", device]  # fmt: skip
-        env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(root / "prefect"))}
-        run = peak_rss_of(command, env=env)
+        run = peak_rss_of(command)  # inherits PREFECT_HOME (see _work_dir) and any PREFECT_API_URL
         if run.returncode != 0:
             typer.secho(f"error: diagnose on {n} cases exited with {run.returncode}:\n{run.stderr}", fg="red", err=True)
             raise typer.Exit(1)

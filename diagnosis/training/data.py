@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import multiprocessing.context
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,27 +93,27 @@ def _collate(batch: list[tuple[int, np.ndarray | None, str | None]]) -> tuple[li
 
 
 def _image_batches(items: list[tuple[int, str]], config: ImagePreprocessing, workers: int) -> Iterator[tuple[list[int], torch.Tensor | None, dict[int, str]]]:
-    """Batches of read images; with ``workers`` > 0, worker processes start reading at once (in the background)."""
+    """Batches of read images; with ``workers`` > 0, worker processes start reading the whole chunk at once, in the
+    background (the chunk's images are held until consumed: memory is bounded by the chunk, as the table is)."""
     if not items:
         return iter(())
-    workers = min(workers, -(-len(items) // READ_BATCH))  # no idle processes for a small chunk
+    batches = -(-len(items) // READ_BATCH)
+    workers = min(workers, batches)  # no idle processes for a small chunk
+    ahead = -(-batches // workers) if workers else None  # every batch requested at once: reading runs unattended
     loader = DataLoader(_ImageFiles(items, config), batch_size=READ_BATCH, num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=4 if workers else None, multiprocessing_context=_context() if workers else None)  # fmt: skip
+                        prefetch_factor=ahead, worker_init_fn=_forget_exit_hooks)  # fmt: skip
     return iter(loader)
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    """Workers start from a forkserver that has imported the main module and this one once (cheap to fork, and free
-    of this process's threads).
+def _forget_exit_hooks(_worker: int) -> None:
+    """In a reader process: drop the thread-exit hooks copied from the parent by ``fork``.
 
-    A plain ``fork`` of this process copies the state of Prefect's and torch's threads without the threads, and the
-    children then fail at exit (Prefect's exit hooks assert on services that are not running there). As with any
-    forkserver or spawn start, a script calling :func:`build_features` with workers needs an
-    ``if __name__ == "__main__":`` guard.
+    Prefect registers hooks that drain its background services at exit; the service threads do not exist in a forked
+    child, the hooks fail there and the worker would exit with status 1. Readers need none of them.
     """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", __name__])  # ignored once the server runs
-    return context
+    hooks = getattr(threading, "_threading_atexits", None)  # CPython's list behind threading._register_atexit
+    if isinstance(hooks, list):
+        hooks.clear()
 
 
 def build_features(

@@ -22,10 +22,11 @@ def _run(args: list[str], out: Path) -> dict:
 
 @pytest.mark.postgres
 def test_bench_store_times_bulk_writes_and_the_dashboard(tmp_path: Path) -> None:
-    report = _run(["store", "--rows", "300", "--batch", "128", "--dashboard-cases", "200", "--repeat", "1"], tmp_path / "s.json")
+    report = _run(["store", "--rows", "300", "--batch", "128,300", "--dashboard-cases", "200", "--repeat", "1"], tmp_path / "s.json")
     assert set(report["writes"]) == {"sqlite", "postgresql"}
-    for writes in report["writes"].values():
-        assert writes["stored"] == 300 and writes["insert_rows_per_s"] > 0 and writes["update_rows_per_s"] > 0
+    for runs in report["writes"].values():
+        assert [w["batch"] for w in runs] == [128, 300]
+        assert all(w["stored"] == 300 and w["insert_rows_per_s"] > 0 and w["update_rows_per_s"] > 0 for w in runs)
     assert report["dashboard"]["cases"] == 200
     assert all(t["p50_ms"] > 0 for t in report["dashboard"]["timings"].values())
 
@@ -50,7 +51,12 @@ def test_bench_throughput_compares_end_to_end_with_the_models(tmp_path: Path, ti
     assert report["ratio"] == pytest.approx(cold["cases_per_s"] / raw["cases_per_s"])
 
 
-def test_bench_memory_measures_each_size_in_a_subprocess(tmp_path: Path, tiny_text_model: Path) -> None:
+@pytest.mark.usefixtures("prefect_server")
+def test_bench_memory_measures_each_size_in_a_subprocess(tmp_path: Path, tiny_text_model: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import get_current_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", str(get_current_settings().api.url))  # the subprocesses use the test server
     report = _run(["memory", "--sizes", "40,120", "--train-cases", "80", "--batch-size", "32", "--device", "cpu",
                    "--text-model", str(tiny_text_model), "--work-dir", str(tmp_path / "work")], tmp_path / "m.json")  # fmt: skip
     assert [r["cases"] for r in report["runs"]] == [40, 120]
