@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def _model_and_encoder(job: ChunkJob) -> tuple[DiagnosisModel, TextEncoder | Non
     with _loaded_lock:
         if key not in _loaded:
             net = load_model(job.checkpoint_path, resolve_device(job.device))
-            _loaded[key] = (net, text_encoder(net.spec.text, Path(job.home) / "cache"))
+            _loaded[key] = (net, text_encoder(net.spec.text, Path(job.home) / "cache", device=str(resolve_device(job.device))))
         return _loaded[key]
 
 
@@ -194,6 +194,7 @@ def _dask_runner(address: str | None, n_workers: int) -> Any:
 
 def _run_dask(pages: Iterator[list[int]], job: ChunkJob, address: str | None, n_workers: int) -> Iterator[ChunkResult]:
     """Chunks on Dask, at most two per worker in flight (the coordinator's memory stays flat)."""
+    job = replace(job, workers=0)  # Dask workers are daemonic processes: they cannot start image-reader processes
     with _dask_runner(address, n_workers) as runner:
         in_flight: deque[Any] = deque()
         window = 2 * max(1, n_workers)
