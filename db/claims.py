@@ -21,13 +21,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from db.engine import session_scope
-from db.models import Case, Image, Prediction, SymptomNote
-from db.repository import CaseInput
+from db.models import Case, Prediction
+from db.repository import CaseInput, case_inputs_query, not_predicted_by
 
 __all__ = ["Claim", "claim_chunk", "is_transient_error", "pending_case_ids"]
 
@@ -49,7 +49,7 @@ def _eligible(model_version_id: int, pending: bool) -> list[ColumnElement[bool]]
     """Conditions on ``cases``: not rejected, real (and, when ``pending``, without a prediction from the model)."""
     conditions = [Case.status != "rejected", Case.is_synthetic.is_(False)]
     if pending:
-        conditions.append(~exists().where(Prediction.case_id == Case.id, Prediction.model_version_id == model_version_id))
+        conditions.append(not_predicted_by(model_version_id))
     return conditions
 
 
@@ -91,13 +91,7 @@ def claim_chunk(url: str, model_version_id: int, case_ids: Sequence[int], *, pen
     """
     with session_scope(url) as session:
         postgres = session.get_bind().dialect.name == "postgresql"
-        locked = (
-            select(Case.id, Case.case_key, Case.label, Case.split, Image.path, Image.format, SymptomNote.text)
-            .outerjoin(Image, Image.case_id == Case.id)
-            .outerjoin(SymptomNote, SymptomNote.case_id == Case.id)
-            .where(Case.id.in_(list(case_ids)), *_eligible(model_version_id, pending))
-            .order_by(Case.id)
-        )
+        locked = case_inputs_query().where(Case.id.in_(list(case_ids)), *_eligible(model_version_id, pending)).order_by(Case.id)
         if postgres:
             locked = locked.with_for_update(of=Case, skip_locked=True)
         rows = session.execute(locked).all() if case_ids else []

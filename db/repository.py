@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from db._sql import bind_value, update_by_ids, upsert_encoded
 from db.models import Case, Image, Prediction, SymptomNote, utcnow
-from db.runs import fail_dead_runs, finish_flow_run, register_model_version, start_flow_run, update_model_metrics
+from db.runs import (
+    fail_dead_runs,
+    finish_flow_run,
+    register_model_version,
+    start_flow_run,
+    update_model_metrics,
+)
 from db.upsert import CaseIn, ImageIn, UpsertOutcome, case_fingerprint, upsert_cases
 
 __all__ = [
@@ -64,6 +70,20 @@ class CaseInput:
     text: str | None
 
 
+def case_inputs_query() -> Select[Any]:
+    """``SELECT`` of the :class:`CaseInput` columns: each case with its image and symptom note (outer joins)."""
+    return (
+        select(Case.id, Case.case_key, Case.label, Case.split, Image.path, Image.format, SymptomNote.text)
+        .outerjoin(Image, Image.case_id == Case.id)
+        .outerjoin(SymptomNote, SymptomNote.case_id == Case.id)
+    )
+
+
+def not_predicted_by(model_version_id: int) -> ColumnElement[bool]:
+    """Condition on ``cases``: no prediction from the model version yet."""
+    return ~exists().where(Prediction.case_id == Case.id, Prediction.model_version_id == model_version_id)
+
+
 def iter_case_inputs(
     session: Session,
     *,
@@ -95,14 +115,7 @@ def iter_case_inputs(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    stmt = (
-        select(Case.id, Case.case_key, Case.label, Case.split, Image.path, Image.format, SymptomNote.text)
-        .outerjoin(Image, Image.case_id == Case.id)
-        .outerjoin(SymptomNote, SymptomNote.case_id == Case.id)
-        .where(Case.status != "rejected")
-        .order_by(Case.id)
-        .limit(batch_size)
-    )
+    stmt = case_inputs_query().where(Case.status != "rejected").order_by(Case.id).limit(batch_size)
     if splits is not None:
         stmt = stmt.where(Case.split.in_(list(splits)))
     if labelled_only:
@@ -110,8 +123,7 @@ def iter_case_inputs(
     if not include_synthetic:
         stmt = stmt.where(Case.is_synthetic.is_(False))
     if pending_for_model is not None:
-        done = exists().where(Prediction.case_id == Case.id, Prediction.model_version_id == pending_for_model)
-        stmt = stmt.where(~done)
+        stmt = stmt.where(not_predicted_by(pending_for_model))
     last_id = 0
     while True:
         rows = session.execute(stmt.where(Case.id > last_id)).all()

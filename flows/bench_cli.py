@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
 
 __all__ = ["app", "fill_store", "time_bulk_writes", "time_dashboard_queries"]
 
@@ -215,7 +214,7 @@ def store(
 ) -> None:
     """Bulk prediction writes (rows/s) on SQLite and PostgreSQL, and the dashboard's main queries on a full store."""
     import db
-    from flows.render import print_table
+    from flows.render import emit_report, figures_table
 
     folder = Path(tempfile.mkdtemp(prefix="diagnosis-bench-store-"))
     writes: dict[str, list[dict[str, float]]] = {"sqlite": []}
@@ -226,13 +225,12 @@ def store(
         if postgres and (pg := _postgres_writes(folder / f"pg-{size}", rows, size)) is not None:
             writes.setdefault("postgresql", []).append(pg)
     report: dict[str, Any] = {"rows": rows, "writes": writes}
-    table = Table(title=f"Bulk prediction writes — {rows:,} rows (6 classes, 32-d latents)")
-    for column in ("store", "rows per transaction", "insert rows/s", "re-write rows/s", "rows stored"):
-        table.add_column(column, justify="left" if column == "store" else "right")
-    for name, runs in writes.items():
-        for w in runs:
-            table.add_row(name, f"{w['batch']:,}", f"{w['insert_rows_per_s']:,.0f}", f"{w['update_rows_per_s']:,.0f}",
-                          f"{w['stored']:,}")  # fmt: skip
+    table = figures_table(
+        f"Bulk prediction writes — {rows:,} rows (6 classes, 32-d latents)",
+        ["store", "rows per transaction", "insert rows/s", "re-write rows/s", "rows stored"],
+        [[name, f"{w['batch']:,}", f"{w['insert_rows_per_s']:,.0f}", f"{w['update_rows_per_s']:,.0f}", f"{w['stored']:,}"]
+         for name, runs in writes.items() for w in runs],
+    )
     tables = [table]
     if dashboard_cases:
         url = db.default_sqlite_url(folder / "dashboard")
@@ -241,17 +239,10 @@ def store(
         keys = fill_store(url, dashboard_cases)
         report["dashboard"] = {"cases": dashboard_cases, "fill_s": time.perf_counter() - start,
                                "timings": time_dashboard_queries(url, keys, repeat)}  # fmt: skip
-        queries = Table(title=f"Dashboard queries, SQLite, {dashboard_cases:,} cases ({repeat} runs each)")
-        for column in ("query", "p50 ms", "p95 ms", "max ms"):
-            queries.add_column(column, justify="left" if column == "query" else "right")
-        for name, t in report["dashboard"]["timings"].items():
-            queries.add_row(name, f"{t['p50_ms']:.1f}", f"{t['p95_ms']:.1f}", f"{t['max_ms']:.1f}")
-        tables.append(queries)
-    for t in tables:
-        print_table(t)
-    if json_path is None:
-        typer.echo(json.dumps(report, indent=2))
-    else:
-        json_path.write_text(json.dumps(report, indent=2))
-        typer.echo(f"wrote {json_path}")
+        tables.append(figures_table(
+            f"Dashboard queries, SQLite, {dashboard_cases:,} cases ({repeat} runs each)", ["query", "p50 ms", "p95 ms", "max ms"],
+            [[name, f"{t['p50_ms']:.1f}", f"{t['p95_ms']:.1f}", f"{t['max_ms']:.1f}"]
+             for name, t in report["dashboard"]["timings"].items()],
+        ))
+    emit_report(tables, report, json_path)
     db.dispose_engines()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,6 +10,7 @@ import typer
 from rich.table import Table
 
 from flows.bench_cli import app
+from flows.render import emit_report
 
 __all__ = ["multivae", "p1", "p1_table", "p2", "p2_table"]
 
@@ -47,16 +47,7 @@ def p1(
     chosen = {"fusions": tuple(fusion.split(","))} if fusion else {}  # default: every variant and baseline
     config = P1Config(epochs=epochs, train_limit=train_limit, **chosen)
     report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device), on_epoch=_progress)
-    _emit(p1_table(report), report, json_path)
-
-
-def _emit(table: Table, report: dict, json_path: Path) -> None:
-    """Print the table and write every figure as JSON."""
-    from flows.render import print_table
-
-    print_table(table)
-    json_path.write_text(json.dumps(report, indent=2))
-    typer.echo(f"wrote {json_path}")
+    emit_report([p1_table(report)], report, json_path)
 
 
 def _progress(fusion: str, record: dict) -> None:
@@ -106,7 +97,7 @@ def p2(
 
     config = P1Config(fusions=(fusion,), epochs=epochs, train_limit=train_limit)
     report = run_p2(_tables(data, config, home, rare=True), config, resolve_device(device), fusion=fusion)
-    _emit(p2_table(report), report, json_path)
+    emit_report([p2_table(report)], report, json_path)
 
 
 @app.command("multivae")
@@ -137,4 +128,4 @@ def multivae(
     for name, key in (("this project", "ours"), ("MultiVae", "multivae")):
         table.add_row(name, f"{report[key]['seconds_per_epoch']:.1f}", f"{report[key]['accuracy']:.4f}")
     table.caption = f"seconds per epoch, ours / MultiVae: {report['seconds_ratio']:.2f}"
-    _emit(table, report, json_path)
+    emit_report([table], report, json_path)

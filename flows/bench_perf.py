@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from flows.bench_cli import app
+from flows.render import emit_report, figures_table
 
 __all__ = ["Trained", "fill_cases", "memory", "pool_embeddings", "throughput", "train", "trained_store"]
 
@@ -43,29 +44,6 @@ def _work_dir(folder: Path | None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     configure_prefect(Settings.from_env(root))
     return root
-
-
-def _emit(tables: list[Table], report: dict[str, Any], json_path: Path | None) -> None:
-    """Print the tables, then every figure as JSON (stdout, or the ``--json`` file)."""
-    from flows.render import print_table
-
-    for table in tables:
-        print_table(table)
-    if json_path is None:
-        typer.echo(json.dumps(report, indent=2))
-    else:
-        json_path.write_text(json.dumps(report, indent=2))
-        typer.echo(f"wrote {json_path}")
-
-
-def _table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
-    """A rich table whose first column is left-aligned and the others right-aligned."""
-    table = Table(title=title, caption=caption)
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
 
 
 @dataclass(frozen=True)
@@ -151,8 +129,8 @@ def throughput(
             ["models alone (text encoder + image net, VAE, classifier)", f"{raw['seconds']:.1f}", f"{raw['cases_per_s']:.1f}"]]  # fmt: skip
     caption = f"ratio end to end ÷ models alone: {report['ratio']:.2f} (cold), {report['ratio_warm']:.2f} (warm)"
     title = f"Batch diagnosis throughput — {len(stored):,} cases on {torch_device}, chunks of {batch_size}, {workers} reader(s)"
-    tables = [_table(title, ["run", "seconds", "cases/s"], rows, caption), _stages_table(runs, raw)]
-    _emit(tables, report, json_path)
+    tables = [figures_table(title, ["run", "seconds", "cases/s"], rows, caption), _stages_table(runs, raw)]
+    emit_report(tables, report, json_path)
 
 
 def _stages_table(runs: dict[str, dict[str, Any]], raw: dict[str, float]) -> Table:
@@ -167,7 +145,7 @@ def _stages_table(runs: dict[str, dict[str, Any]], raw: dict[str, float]) -> Tab
             cells.append(f"{value:.2f} ({100 * value / run['seconds']:.0f} %)")
         cells.append({"embed_text": f"{raw['text_s']:.2f}", "model": f"{raw['model_s']:.2f}"}.get(stage, "—"))
         rows.append(cells)
-    return _table("Seconds per stage", ["stage", *(f"end to end, {name}" for name in runs), "models alone"], rows)
+    return figures_table("Seconds per stage", ["stage", *(f"end to end, {name}" for name in runs), "models alone"], rows)
 
 
 def _threads() -> int:
@@ -219,7 +197,7 @@ def memory(
     rows = [[f"{r['cases']:,}", f"{r['peak_rss_mib']:.0f}", f"{r['seconds']:.1f}", f"{r['cases_per_s']:.1f}", f"{r['fill_s']:.1f}"]
             for r in results]  # fmt: skip
     caption = f"peak RSS {results[-1]['cases']:,} ÷ {results[0]['cases']:,} cases: {ratio:.2f}"
-    _emit([_table(f"Peak memory of diagnose (chunks of {batch_size})", ["cases", "peak RSS MiB", "seconds", "cases/s", "store fill s"],
+    emit_report([figures_table(f"Peak memory of diagnose (chunks of {batch_size})", ["cases", "peak RSS MiB", "seconds", "cases/s", "store fill s"],
                   rows, caption)], report, json_path)  # fmt: skip
 
 
@@ -319,4 +297,4 @@ def train(
               f"{report['speedup'][v]:.1f}×" if "speedup" in report else "—"] for v, r in results.items()]  # fmt: skip
     title = f"VAE training — {len(table):,} cases, batch {batch_size}, {epochs} epochs on {torch_device}"
     columns = ["fusion", "s/epoch", "samples/s", "first epoch s", "÷ CPU"]
-    _emit([_table(title, columns, lines, "s/epoch: mean over the epochs after the first")], report, json_path)
+    emit_report([figures_table(title, columns, lines, "s/epoch: mean over the epochs after the first")], report, json_path)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 import db
 
-__all__ = ["cases_table", "metrics_table"]
+__all__ = ["cases_table", "emit_report", "figures_table", "metrics_table", "print_table"]
 
 
 def _fmt(value: object) -> str:
@@ -48,3 +52,24 @@ def cases_table(cases: Sequence[db.CaseSummary]) -> Table:
 def print_table(table: Table) -> None:
     """Print to stdout at a width that keeps columns readable in logs."""
     Console(width=160).print(table)
+
+
+def figures_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None) -> Table:
+    """A rich table of figures: the first column left-aligned, the others right-aligned."""
+    table = Table(title=title, caption=caption)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def emit_report(tables: Sequence[Table], report: dict[str, Any], json_path: Path | None) -> None:
+    """Print a benchmark's tables, then every figure as JSON: on stdout, or into ``json_path``."""
+    for table in tables:
+        print_table(table)
+    if json_path is None:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        json_path.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {json_path}")

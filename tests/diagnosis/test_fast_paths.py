@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from diagnosis.training import FeatureTable, TrainConfig, build_features, fit
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
+ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
+
 
 @dataclass(frozen=True)
 class FileCase:
@@ -29,23 +32,11 @@ class FileCase:
     text: str | None
 
 
-def _table(n: int, seed: int) -> FeatureTable:
-    """Two classes (bright square vs none; shifted text vector), some modalities missing."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    images = rng.random((n, 1, 16, 16)).astype(np.float32) * 0.3
-    images[labels == 1, :, 4:10, 4:10] += 0.7
-    text = (rng.normal(size=(n, 8)) * 0.5 + labels[:, None] * 0.8).astype(np.float32)
-    masks = {"image": rng.random(n) > 0.2, "text": rng.random(n) > 0.2}
-    masks["image"] |= ~masks["text"]
-    return FeatureTable(inputs={"image": images, "text": text}, masks=masks, labels=labels.astype(np.int64))
-
-
 @pytest.fixture(scope="module")
-def model() -> DiagnosisModel:
+def model(toy_table: ToyTable) -> DiagnosisModel:
     spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
                      FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
-    return fit(spec, _table(120, 0), _table(40, 1), TrainConfig(epochs=4, batch_size=32, lr=3e-3)).model
+    return fit(spec, toy_table(120, 0), toy_table(40, 1), TrainConfig(epochs=4, batch_size=32, lr=3e-3)).model
 
 
 def _plain(model: DiagnosisModel, table: FeatureTable, samples: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,8 +51,8 @@ def _plain(model: DiagnosisModel, table: FeatureTable, samples: int = 16) -> tup
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, None])
-def test_batched_prediction_matches_the_plain_path(model: DiagnosisModel, batch_size: int | None) -> None:
-    table = _table(50, 2)
+def test_batched_prediction_matches_the_plain_path(model: DiagnosisModel, batch_size: int | None, toy_table: ToyTable) -> None:
+    table = toy_table(50, 2)
     probabilities, latents, entropy = _plain(model, table)
     timings = {"model": 1.0}
     preds = predict(model, table, CPU, batch_size, timings=timings)
@@ -72,8 +63,8 @@ def test_batched_prediction_matches_the_plain_path(model: DiagnosisModel, batch_
     assert preds.sets.any(1).all() and preds.ok.all()
 
 
-def test_bfloat16_autocast_stays_close_to_float32(model: DiagnosisModel) -> None:
-    table = _table(60, 3)
+def test_bfloat16_autocast_stays_close_to_float32(model: DiagnosisModel, toy_table: ToyTable) -> None:
+    table = toy_table(60, 3)
     full = predict(model, table, CPU)
     mixed = predict(model, table, CPU, amp=True)  # torch.autocast("cpu", dtype=torch.bfloat16)
     assert mixed.probabilities.dtype == np.float32 and np.isfinite(mixed.probabilities).all()
@@ -90,18 +81,18 @@ def test_mixed_precision_choice() -> None:
         assert amp_dtype(torch.device("cuda"), None) == expected
 
 
-def test_training_under_autocast_runs_and_learns() -> None:
+def test_training_under_autocast_runs_and_learns(toy_table: ToyTable) -> None:
     spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
                      FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
-    result = fit(spec, _table(96, 4), None, TrainConfig(epochs=3, batch_size=32, lr=3e-3, amp=True))
+    result = fit(spec, toy_table(96, 4), None, TrainConfig(epochs=3, batch_size=32, lr=3e-3, amp=True))
     losses = [r["train_loss"] for r in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="torch.compile needs a C++ compiler")
-def test_compiled_prediction_matches(model: DiagnosisModel) -> None:
-    table = _table(40, 5)
+def test_compiled_prediction_matches(model: DiagnosisModel, toy_table: ToyTable) -> None:
+    table = toy_table(40, 5)
     plain = predict(model, table, CPU, batch_size=16)
     compiled = predict(model, table, CPU, batch_size=16, compile=True)
     assert np.allclose(compiled.probabilities, plain.probabilities, atol=1e-5)
@@ -110,8 +101,8 @@ def test_compiled_prediction_matches(model: DiagnosisModel) -> None:
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_fast_path_matches_the_cpu(model: DiagnosisModel) -> None:
-    table = _table(300, 6)
+def test_cuda_fast_path_matches_the_cpu(model: DiagnosisModel, toy_table: ToyTable) -> None:
+    table = toy_table(300, 6)
     cpu = predict(model, table, CPU)
     for amp in (False, None):  # float32, then the default (bfloat16 where supported)
         gpu = predict(model, table, torch.device("cuda"), amp=amp)
@@ -123,10 +114,10 @@ def test_cuda_fast_path_matches_the_cpu(model: DiagnosisModel) -> None:
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_training_with_the_table_on_the_device() -> None:
+def test_cuda_training_with_the_table_on_the_device(toy_table: ToyTable) -> None:
     spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
                      FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
-    result = fit(spec, _table(128, 7), _table(40, 8), TrainConfig(epochs=3, batch_size=32), torch.device("cuda"))
+    result = fit(spec, toy_table(128, 7), toy_table(40, 8), TrainConfig(epochs=3, batch_size=32), torch.device("cuda"))
     assert all(np.isfinite(r["train_loss"]) for r in result.history)
     assert next(result.model.parameters()).device.type == "cuda"
 

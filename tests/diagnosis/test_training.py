@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +15,7 @@ from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import FeatureTable, TrainConfig, fit, load_model, save_model
 
-
-def _table(n: int, seed: int) -> FeatureTable:
-    """Two classes: bright vs dark square in the image; text vector shifted by class; some modalities missing."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    images = rng.random((n, 1, 16, 16)).astype(np.float32) * 0.3
-    images[labels == 1, :, 4:10, 4:10] += 0.7
-    text = (rng.normal(size=(n, 8)) * 0.5 + labels[:, None] * 0.8).astype(np.float32)
-    masks = {"image": rng.random(n) > 0.2, "text": rng.random(n) > 0.2}
-    masks["image"] |= ~masks["text"]
-    return FeatureTable(inputs={"image": images, "text": text}, masks=masks, labels=labels.astype(np.int64))
+ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +24,8 @@ def spec() -> ModelSpec:
     return ModelSpec(("negative", "positive"), modalities, FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=2))
 
 
-def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path) -> None:
-    train, val, test = _table(160, 0), _table(60, 1), _table(80, 2)
+def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path, toy_table: ToyTable) -> None:
+    train, val, test = toy_table(160, 0), toy_table(60, 1), toy_table(80, 2)
     result = fit(spec, train, val, TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8))
     assert 1 <= result.best_epoch <= 8 and len(result.history) == 8
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
@@ -55,8 +46,8 @@ def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path) -> None:
     assert np.allclose(again.probabilities, preds.probabilities, atol=1e-6)
 
 
-def test_fit_without_labels_is_refused(spec: ModelSpec) -> None:
-    table = _table(10, 0)
+def test_fit_without_labels_is_refused(spec: ModelSpec, toy_table: ToyTable) -> None:
+    table = toy_table(10, 0)
     table.labels[:] = -1
     with pytest.raises(ValueError, match="no labelled case"):
         fit(spec, table, None, TrainConfig(epochs=1))
