@@ -177,3 +177,66 @@ def test_feature_building_keeps_its_outputs_with_texts(image_cases: list[FileCas
     assert not table.masks["text"][3] and table.masks["text"][41] and not table.masks["image"][41]
     assert timings["embed_text"] > 0 and timings["read_images"] > 0
     assert build_features([], config, encoder, workers=2).inputs["image"].shape == (0, 1, 16, 16)
+
+
+def _monai_scale_and_resize(array: np.ndarray, config: ImagePreprocessing) -> np.ndarray:
+    """The reference: MONAI's intensity and resize transforms, which the direct numpy / torch code replaces."""
+    from monai.transforms import Resize, ScaleIntensityRange, ScaleIntensityRangePercentiles
+
+    if config.intensity == "window":
+        low = config.window_center - config.window_width / 2
+        scale = ScaleIntensityRange(a_min=low, a_max=low + config.window_width, b_min=0.0, b_max=1.0, clip=True)
+    else:
+        scale = ScaleIntensityRangePercentiles(lower=config.lower_percentile, upper=config.upper_percentile,
+                                               b_min=0.0, b_max=1.0, clip=True)  # fmt: skip
+    resize = Resize(spatial_size=(config.size,) * config.spatial_dims, mode="area")
+    return np.asarray(resize(scale(torch.as_tensor(array))), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("shape", "config"),
+    [
+        ((1, 64, 64), ImagePreprocessing(size=32)),
+        ((1, 57, 91), ImagePreprocessing(size=32)),  # odd, non-square: uneven area bins
+        ((1, 20, 20), ImagePreprocessing(size=32)),  # smaller than the grid: upsampled
+        ((1, 32, 32), ImagePreprocessing(size=32)),  # already on the grid
+        ((1, 40, 36, 30), ImagePreprocessing(spatial_dims=3, size=16)),
+        ((1, 64, 64), ImagePreprocessing(size=28, intensity="window", window_center=40.0, window_width=400.0)),
+        ((1, 64, 64), ImagePreprocessing(size=28, lower_percentile=5.0, upper_percentile=95.0)),
+    ],
+)
+def test_direct_preprocessing_matches_monai_transforms(shape: tuple[int, ...], config: ImagePreprocessing) -> None:
+    from diagnosis.features.image import _scale_and_resize
+
+    array = (np.random.default_rng(0).normal(size=shape) * 300.0 + 50.0).astype(np.float32)
+    fast = _scale_and_resize(array, config)
+    assert fast.shape == config.shape and fast.dtype == np.float32
+    np.testing.assert_allclose(fast, _monai_scale_and_resize(array, config), atol=1e-5)
+    assert array.std() > 100.0  # the input is left untouched
+
+
+def test_empty_intensity_range_shifts_and_still_clips() -> None:
+    """A mostly-black image whose percentiles coincide: shift instead of dividing, like MONAI, but keep the [0, 1]
+    contract (MONAI returns early there without clipping, so a bright speck would reach the network as 7.0)."""
+    from monai.transforms import Resize
+
+    from diagnosis.features.image import _scale_and_resize
+
+    array = np.zeros((1, 48, 48), dtype=np.float32)
+    array[0, :2, :2] = 7.0
+    config = ImagePreprocessing(size=16)
+    fast = _scale_and_resize(array, config)
+    assert fast.min() >= 0.0 and fast.max() <= 1.0
+    expected = np.asarray(Resize(spatial_size=(16, 16), mode="area")(torch.as_tensor(np.clip(array, 0.0, 1.0))))
+    np.testing.assert_allclose(fast, expected, atol=1e-6)
+    assert fast[0, 0, 0] == pytest.approx(4 / 9)
+
+
+def test_read_preprocessed_matches_monai_on_generated_files(tmp_path: Path) -> None:
+    from diagnosis.ingest.images import load_image
+
+    generate_dataset(tmp_path, SyntheticConfig(cases=6, image_size=48))
+    config = ImagePreprocessing(size=32)
+    for path in sorted((tmp_path / "images").glob("*.png")):
+        expected = _monai_scale_and_resize(load_image(path).array, config)
+        np.testing.assert_allclose(read_preprocessed(path, config), expected, atol=1e-5)
