@@ -86,8 +86,9 @@ def throughput(
     cases: Annotated[int, typer.Option(min=60, help="Generated cases, all diagnosed.")] = 2000,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the model used.")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
-    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 1,
+    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 0,
     device: Device = "auto",
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the diagnosis model (default: bf16 on CUDA).")] = None,
     text_model: TextModel = None,
     json_path: JsonPath = None,
     work_dir: WorkDir = None,
@@ -108,7 +109,7 @@ def throughput(
     for name, pending in (("cold", True), ("warm", False)):
         start = time.perf_counter()
         result = diagnose_flow(trained.db_url, str(cold), model=model, pending=pending, batch_size=batch_size,
-                               device=device, workers=workers)  # fmt: skip
+                               device=device, workers=workers, amp=amp)  # fmt: skip
         seconds = time.perf_counter() - start
         runs[name] = {"seconds": seconds, "cases_per_s": result["predicted"] / seconds, "predicted": result["predicted"],
                       "failed": result["failed"], "stages": result.get("seconds", {})}  # fmt: skip
@@ -118,8 +119,8 @@ def throughput(
         stored = [case for chunk in db.iter_case_inputs(session, batch_size=5000) for case in chunk]
     table = build_features(stored, net.spec.modalities.image, text_encoder(net.spec.text, cold / "cache"), workers=workers)
     texts = list(dict.fromkeys(c.text for c in stored if c.text and c.text.strip()))
-    raw = raw_forward(net, table, texts, net.spec.text, torch_device)
-    report = {"cases": len(stored), "device": str(torch_device), "batch_size": batch_size, "workers": workers,
+    raw = raw_forward(net, table, texts, net.spec.text, torch_device, amp=amp)
+    report = {"cases": len(stored), "device": str(torch_device), "batch_size": batch_size, "workers": workers, "amp": amp,
               "torch_threads": _threads(), "text_model": str(text_model or "all-MiniLM-L6-v2"),
               "e2e_cold": runs["cold"], "e2e_warm": runs["warm"], "raw": raw,
               "ratio": runs["cold"]["cases_per_s"] / raw["cases_per_s"],

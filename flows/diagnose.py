@@ -57,6 +57,8 @@ class ChunkJob:
         pending: Skip cases the model version already predicted.
         device: ``auto``, ``cpu`` or ``cuda``.
         workers: Image-reading ``DataLoader`` workers per chunk.
+        amp: Mixed precision for the diagnosis model (None: on for CUDA with bfloat16, off on the CPU).
+        compile: Run the diagnosis model through ``torch.compile``.
     """
 
     db_url: str
@@ -67,6 +69,8 @@ class ChunkJob:
     pending: bool = True
     device: str = "auto"
     workers: int = 0
+    amp: bool | None = None
+    compile: bool = False
 
 
 @dataclass
@@ -147,7 +151,7 @@ def diagnose_chunk(case_ids: list[int], job: ChunkJob) -> ChunkResult:
             return ChunkResult(skipped=len(case_ids), seconds=seconds)
         net, encoder = _model_and_encoder(job)
         table = build_features(claim.cases, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
-        preds = predict(net, table, resolve_device(job.device), timings=seconds)
+        preds = predict(net, table, resolve_device(job.device), amp=job.amp, compile=job.compile, timings=seconds)
         start = time.perf_counter()
         rows, failures = _outputs(claim.cases, preds, table, job)
         db.save_predictions(claim.session, rows)
@@ -209,7 +213,7 @@ def _run_dask(pages: Iterator[list[int]], job: ChunkJob, address: str | None, n_
 @flow(name="diagnose")
 def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool = True, batch_size: int = 512,
                   device: str = "auto", workers: int = 0, task_runner: str = "local", dask_address: str | None = None,
-                  dask_workers: int = 2) -> dict[str, Any]:
+                  dask_workers: int = 2, amp: bool | None = None, compile: bool = False) -> dict[str, Any]:  # noqa: A002
     """Diagnose cases with a model version.
 
     Args:
@@ -223,6 +227,8 @@ def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool =
         task_runner: ``local`` (chunks in this process) or ``dask``.
         dask_address: Scheduler of an existing Dask cluster (``tcp://host:8786``); default a local cluster.
         dask_workers: Worker processes of the local Dask cluster.
+        amp: Mixed precision for the diagnosis model (None: on for CUDA with bfloat16, off on the CPU).
+        compile: Run the diagnosis model through ``torch.compile`` (needs a C++ compiler on the CPU, Triton on CUDA).
 
     Returns:
         Counts ``predicted``, ``failed`` and ``skipped`` (held or done by another run), and ``seconds`` per stage
@@ -239,7 +245,8 @@ def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool =
         version = resolve_model(db_url, model)
         run.model_version_id = version.id
         job = ChunkJob(db_url=db_url, home=home, model_version_id=version.id, checkpoint_path=version.checkpoint_path,
-                       label_names=tuple(version.label_names), pending=pending, device=device, workers=workers)
+                       label_names=tuple(version.label_names), pending=pending, device=device, workers=workers,
+                       amp=amp, compile=compile)
         pages = _pages(db_url, version.id, pending, batch_size)
         chunks: Iterator[ChunkResult] = (
             _run_local(pages, job) if task_runner == "local" else _run_dask(pages, job, dask_address, dask_workers)

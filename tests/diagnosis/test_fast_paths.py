@@ -179,6 +179,18 @@ def test_feature_building_keeps_its_outputs_with_texts(image_cases: list[FileCas
     assert build_features([], config, encoder, workers=2).inputs["image"].shape == (0, 1, 16, 16)
 
 
+def test_length_sorted_text_batches_give_each_text_its_own_vector(tiny_text_model: Path) -> None:
+    """Texts are embedded longest first in batches; every row still gets the vector it gets on its own."""
+    from diagnosis.features import TextEncoder, TextEncoderConfig
+
+    texts = [f"symptom {'and more ' * (i % 7)}number {i}" for i in range(23)]
+    encoder = TextEncoder(TextEncoderConfig(model_path=str(tiny_text_model), batch_size=4))
+    batched = encoder.encode(texts)
+    alone = np.concatenate([encoder.encode([text]) for text in texts])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    assert len({row.tobytes() for row in batched}) == len(texts)
+
+
 def _monai_scale_and_resize(array: np.ndarray, config: ImagePreprocessing) -> np.ndarray:
     """The reference: MONAI's intensity and resize transforms, which the direct numpy / torch code replaces."""
     from monai.transforms import Resize, ScaleIntensityRange, ScaleIntensityRangePercentiles

@@ -46,6 +46,8 @@ def test_four_d_nifti_keeps_the_first_volume(tmp_path: Path) -> None:
         ("line.npy", lambda p: np.save(p, _noise((64,))), "wrong dimensionality"),
         ("five.nii", lambda p: nib.save(nib.Nifti1Image(_noise((9, 9, 9, 2, 2)), np.eye(4)), p), "at most 4"),
         ("huge.nii", lambda p: p.write_bytes(_huge_header()), "exceeds the limit"),
+        ("huge.png", lambda p: p.write_bytes(_huge_png()), "exceeds the limit"),
+        ("trunc.png", lambda p: p.write_bytes(_png_bytes(p)[:-40]), "truncated"),
         ("inf.npy", lambda p: np.save(p, np.where(np.eye(16) > 0, np.inf, 1.0)), "NaN or infinite"),
     ],
 )
@@ -70,6 +72,23 @@ def _huge_header() -> bytes:
     return header.binaryblock + b"\x00" * 4
 
 
+def _huge_png() -> bytes:
+    """A PNG declaring 12000 x 12000 pixels (over the limit, under Pillow's own bomb error) with no pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 12_000, 12_000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def _png_bytes(path: Path) -> bytes:
+    Image.fromarray((_noise((64, 64)) * 255).astype(np.uint8)).save(path)
+    return path.read_bytes()
+
+
 def test_window_intensity_preprocessing_and_old_specs_load() -> None:
     from diagnosis.features.image import ImagePreprocessing, preprocess_image
     from diagnosis.ingest import LoadedImage
@@ -80,3 +99,24 @@ def test_window_intensity_preprocessing_and_old_specs_load() -> None:
     assert ImagePreprocessing(**{"spatial_dims": 2, "size": 32}).intensity == "percentile"  # older checkpoints
     with pytest.raises(ValueError, match="window"):
         ImagePreprocessing(intensity="hu")
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("L", "png"), ("RGB", "png"), ("RGBA", "png"), ("LA", "png"),
+                                              ("I;16", "png"), ("P", "png"), ("1", "png"), ("L", "jpg"), ("RGB", "jpg")])  # fmt: skip
+def test_pictures_load_as_monai_loads_them(tmp_path: Path, mode: str, suffix: str) -> None:
+    """PNG / JPEG go to Pillow directly; the array, axes and spacing are what MONAI's LoadImage gives."""
+    from diagnosis.ingest.images import _finish, _loader, _spacing
+
+    rng = np.random.default_rng(1)
+    if mode == "I;16":
+        picture = Image.fromarray(rng.integers(0, 65535, (40, 30), dtype=np.uint16))
+    else:
+        picture = Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).convert(mode)
+    path = tmp_path / f"picture.{suffix}"
+    picture.save(path)
+    loaded = load_image(path)
+    monai = _loader()(str(path))
+    expected = _finish(np.asarray(monai, dtype=np.float32), _spacing(monai), path)
+    assert loaded.array.shape == expected.array.shape == (1, 30, 40)  # x (width) first, as MONAI orders it
+    np.testing.assert_array_equal(loaded.array, expected.array)
+    assert loaded.spacing == expected.spacing == (1.0, 1.0) and loaded.affine is None

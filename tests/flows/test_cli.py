@@ -68,6 +68,25 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
     assert "H-missing" in run(home, "cases", "--status", "rejected")
 
 
+def test_diagnose_with_mixed_precision_rewrites_close_predictions(home: Path, db_url: str) -> None:
+    """``diagnose --all --amp`` re-predicts every case in bfloat16; the stored probabilities stay near float32's."""
+    from sqlalchemy import select
+
+    import db
+    from db.models import Prediction
+
+    def stored() -> dict[int, dict[str, float]]:
+        with db.session_scope(db_url) as session:
+            return {p.case_id: p.probabilities for p in session.scalars(select(Prediction).where(Prediction.model_version_id == 1))}
+
+    before = stored()
+    counts = json.loads(run(home, "diagnose", "--all", "--amp", "--model", "1", "--batch-size", "32"))
+    after = stored()
+    assert counts["predicted"] == len(before) >= 88 and set(after) == set(before)
+    gaps = [abs(after[case][label] - p) for case, probs in before.items() for label, p in probs.items()]
+    assert max(gaps) < 0.05 and 0 < sum(gaps)  # rewritten in reduced precision, not left as they were
+
+
 def test_reconstruct_writes_the_views_the_dashboard_shows(home: Path, mixed_manifest: Path) -> None:
     from diagnosis.ingest import load_image
     from diagnosis.settings import Settings
