@@ -90,13 +90,13 @@ class ChunkResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-_loaded: dict[tuple[str, str, int], tuple[DiagnosisModel, TextEncoder | None]] = {}
+_loaded: dict[tuple[str, str, str, int], tuple[DiagnosisModel, TextEncoder | None]] = {}
 _loaded_lock = threading.Lock()
 
 
 def _model_and_encoder(job: ChunkJob) -> tuple[DiagnosisModel, TextEncoder | None]:
     """The job's model and text encoder, loaded once per worker thread (encoders hold a SQLite cache handle)."""
-    key = (job.checkpoint_path, job.device, threading.get_ident())
+    key = (job.checkpoint_path, job.device, job.home, threading.get_ident())  # the home holds the text cache
     with _loaded_lock:
         if key not in _loaded:
             net = load_model(job.checkpoint_path, resolve_device(job.device))

@@ -252,3 +252,12 @@ def test_read_preprocessed_matches_monai_on_generated_files(tmp_path: Path) -> N
     for path in sorted((tmp_path / "images").glob("*.png")):
         expected = _monai_scale_and_resize(load_image(path).array, config)
         np.testing.assert_allclose(read_preprocessed(path, config), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [1, 2, 17, 4096])
+def test_partial_sort_percentiles_match_numpy(size: int) -> None:
+    from diagnosis.features.image import _percentiles
+
+    array = np.random.default_rng(size).normal(size=size).astype(np.float32)
+    for percents in ((0.5, 99.5), (0.0, 100.0), (25.0, 75.0)):
+        np.testing.assert_allclose(_percentiles(array, percents), np.percentile(array, percents), rtol=1e-6, atol=1e-6)

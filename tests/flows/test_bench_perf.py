@@ -41,7 +41,7 @@ def test_bench_train_times_each_variant(tmp_path: Path, tiny_text_model: Path) -
 
 @pytest.mark.usefixtures("prefect_server")
 def test_bench_throughput_compares_end_to_end_with_the_models(tmp_path: Path, tiny_text_model: Path) -> None:
-    report = _run(["throughput", "--cases", "80", "--epochs", "1", "--batch-size", "32", "--workers", "1",
+    report = _run(["throughput", "--cases", "80", "--epochs", "1", "--batch-size", "32", "--workers", "1", "--repeats", "2",
                    "--text-model", str(tiny_text_model), "--work-dir", str(tmp_path / "work")], tmp_path / "p.json")  # fmt: skip
     cold, warm, raw = report["e2e_cold"], report["e2e_warm"], report["raw"]
     assert report["cases"] == 80 and cold["predicted"] == 80 and warm["predicted"] == 80 and cold["failed"] == 0
@@ -49,6 +49,9 @@ def test_bench_throughput_compares_end_to_end_with_the_models(tmp_path: Path, ti
     assert {"claim", "read_images", "embed_text", "model", "store"} <= set(cold["stages"])
     assert raw["cases"] == 80 and raw["text_s"] > 0 and raw["model_s"] > 0
     assert report["ratio"] == pytest.approx(cold["cases_per_s"] / raw["cases_per_s"])
+    assert len(report["ratios"]) == len(report["pairs"]) == 2 and report["ratio"] in report["ratios"]
+    for pair in report["pairs"]:  # every cold run embeds every text (a fresh home is a fresh cache)
+        assert pair["e2e_cold_s"] > 0 and pair["raw_s"] > 0 and pair["e2e_embed_s"] > 2 * warm["stages"]["embed_text"]
 
 
 @pytest.mark.usefixtures("prefect_server")
