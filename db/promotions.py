@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
+from db._sql import chunked
 from db.models import InboxManifest, ModelPromotion, ModelVersion, utcnow
 
 __all__ = [
@@ -30,10 +31,6 @@ __all__ = [
     "record_inbox_manifest",
     "record_promotion",
 ]
-
-_IN_CHUNK = 500
-"""Values per ``IN (...)`` list, well under every database's parameter limit."""
-
 
 @dataclass(frozen=True)
 class PromotionView:
@@ -80,10 +77,9 @@ def held_back_model_ids(session: Session, ids: Iterable[int] | None = None) -> s
     query = select(ModelVersion.id).where(~eligible_clause())
     if ids is None:
         return set(session.execute(query).scalars())
-    wanted = list(ids)
     found: set[int] = set()
-    for start in range(0, len(wanted), _IN_CHUNK):
-        found |= set(session.execute(query.where(ModelVersion.id.in_(wanted[start:start + _IN_CHUNK]))).scalars())
+    for chunk in chunked(list(ids)):
+        found |= set(session.execute(query.where(ModelVersion.id.in_(chunk))).scalars())
     return found
 
 
@@ -141,11 +137,9 @@ def list_promotions(session: Session, limit: int = 50) -> list[PromotionView]:
 
 def ingested_manifest_hashes(session: Session, hashes: Iterable[str]) -> set[str]:
     """Those of ``hashes`` whose manifest was already ingested without error (failed ones are retried)."""
-    wanted = list(dict.fromkeys(hashes))
     found: set[str] = set()
-    for start in range(0, len(wanted), _IN_CHUNK):
-        query = select(InboxManifest.sha256).where(InboxManifest.sha256.in_(wanted[start:start + _IN_CHUNK]),
-                                                   InboxManifest.error.is_(None))
+    for chunk in chunked(list(dict.fromkeys(hashes))):
+        query = select(InboxManifest.sha256).where(InboxManifest.sha256.in_(chunk), InboxManifest.error.is_(None))
         found |= set(session.execute(query).scalars())
     return found
 

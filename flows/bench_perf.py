@@ -152,7 +152,8 @@ def throughput(
 
 def _stages_table(runs: dict[str, dict[str, Any]], raw: dict[str, float]) -> Table:
     """Seconds per stage of each end-to-end run, beside the models-alone times."""
-    stages = ("claim", "read_images", "embed_text", "model", "store")
+    from flows.diagnose import STAGES as stages  # imported late: Prefect must read the bench's settings first
+
     rows = []
     for stage in (*stages, "other (flow, model loading, Prefect)"):
         cells = [stage]

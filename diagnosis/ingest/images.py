@@ -57,6 +57,7 @@ IMAGE_FORMATS: dict[str, str] = {
 MAX_VOXELS = 512 * 512 * 512  # larger images are rejected as absurd rather than exhausting memory
 MIN_SIDE = 8  # smaller spatial sides carry no usable structure
 SERIES_FORMAT = "dicom"  # format recorded for a DICOM series folder
+PICTURE_FORMATS = ("png", "jpeg")  # decoded by Pillow directly (see _read_picture)
 PICTURE_SPACING = (1.0, 1.0)  # PNG / JPEG record no spacing; MONAI reports unit pixels for them
 
 
@@ -162,10 +163,11 @@ def load_image(path: str | Path) -> LoadedImage:
         raise ImageError(f"image file is empty (0 bytes): {path.name}; re-export it")
     fmt = image_format(path)
     _check_content(path, fmt)
-    if fmt not in ("png", "jpeg"):  # pictures check their declared size in _read_picture, opened once
+    picture = fmt in PICTURE_FORMATS
+    if not picture:
         _check_declared_shape(path, fmt)
     try:
-        if fmt in ("png", "jpeg"):
+        if picture:
             return _finish(_read_picture(path), PICTURE_SPACING, path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -222,7 +224,10 @@ def _check_content(path: Path, fmt: str) -> None:
 
 
 def _check_declared_shape(path: Path, fmt: str) -> None:
-    """Read the shape from the header alone and reject absurd sizes and dimensionalities before decoding."""
+    """Read the shape from the header alone and reject absurd sizes and dimensionalities before decoding.
+
+    For NIfTI, NumPy and DICOM files; pictures (PNG / JPEG) check theirs in :func:`_read_picture`, opened once.
+    """
     try:
         if fmt == "nifti":
             import nibabel as nib
@@ -231,11 +236,6 @@ def _check_declared_shape(path: Path, fmt: str) -> None:
             if len(shape) > 4:
                 raise ImageError(f"{path.name}: NIfTI with {len(shape)} axes {shape}; at most 4 (X, Y, Z, T) are supported")
             shape = shape[:3]  # 4D policy: one volume is read
-        elif fmt in ("png", "jpeg"):
-            from PIL import Image
-
-            with Image.open(path) as picture:
-                shape = picture.size
         elif fmt == "npy":
             shape = tuple(np.load(path, mmap_mode="r").shape)
         else:

@@ -18,6 +18,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from db import default_sqlite_url, get_engine, migrate, session_scope
+from db.engine import _alembic_config
 from db.models import Base, Patient
 
 
@@ -70,13 +71,8 @@ def test_migrate_from_any_cwd_creates_parent_dir(tmp_path: Path, monkeypatch: py
 def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     url = default_sqlite_url(tmp_path)
     migrate(url)
-    package = resources.files("db")
-    config = Config(str(package / "alembic.ini"))
-    config.set_main_option("script_location", str(package / "migrations"))
-    config.attributes["configure_logging"] = False
     with get_engine(url).begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
+        command.downgrade(_alembic_config(connection), "base")
     assert set(inspect(get_engine(url)).get_table_names()) == {"alembic_version"}
     migrate(url)
     assert set(inspect(get_engine(url)).get_table_names()) >= EXPECTED_TABLES

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
 import db
 from db import default_sqlite_url, get_engine, migrate
+from db.engine import _alembic_config
 
 
 def _register(session: Session, name: str) -> int:
@@ -21,13 +20,9 @@ def _register(session: Session, name: str) -> int:
 
 
 def _alembic(url: str, action: str, revision: str) -> None:
-    package = resources.files("db")
-    config = Config(str(package / "alembic.ini"))
-    config.set_main_option("script_location", str(package / "migrations"))
-    config.attributes["configure_logging"] = False
+    """Run ``alembic <action> <revision>`` with the packaged config that :func:`db.migrate` uses."""
     with get_engine(url).begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
+        getattr(command, action)(_alembic_config(connection), revision)
 
 
 def test_latest_is_the_newest_promoted_or_never_compared_version(session: Session) -> None:
