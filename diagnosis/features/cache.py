@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["EmbeddingCache"]
+
+TIMEOUT_S = 60.0
+"""How long a cache connection waits for a competing writer (and for the switch to WAL journaling)."""
 
 
 class EmbeddingCache:
@@ -26,11 +30,11 @@ class EmbeddingCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(connection)
             connection.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=60)
+        return sqlite3.connect(self.path, timeout=TIMEOUT_S)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Return the cached vectors among ``keys`` (missing keys are absent from the result)."""
@@ -49,3 +53,24 @@ class EmbeddingCache:
         rows = [(key, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for key, v in vectors.items()]
         with self._connect() as connection:
             connection.executemany("INSERT OR IGNORE INTO embeddings (key, vector) VALUES (?, ?)", rows)
+
+
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    """Switch the cache file to WAL journaling, waiting out competing connections.
+
+    SQLite answers ``database is locked`` at once, without its busy handler, when the journal mode is switched while
+    another connection holds a lock: processes opening one new cache together (Dask workers on a fresh home) hit it.
+    The same retry as ``db.engine`` does for the store; the two packages may not import each other.
+    """
+    deadline = time.monotonic() + TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            if str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
