@@ -6,6 +6,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,29 @@ def tiny_text_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def sqlite_write_held() -> Callable[[Path], AbstractContextManager[None]]:
+    """Hold a write transaction on a new SQLite file (rollback journal) and commit it 0.3 s after entering.
+
+    Code run inside the ``with`` block opens the file while it is locked, as a second process would.
+    """
+    import sqlite3
+    import threading
+
+    @contextmanager
+    def held(path: Path) -> Iterator[None]:
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("CREATE TABLE other (x)")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO other VALUES (1)")
+        release = threading.Timer(0.3, holder.execute, ("COMMIT",))
+        release.start()
+        try:
+            yield
+        finally:
+            release.join()
+            holder.close()
+
+    return held

@@ -148,21 +148,12 @@ def test_concurrent_migrations(tmp_path: Path) -> None:
         get_engine(url).dispose()
 
 
-def test_store_opens_while_another_connection_holds_the_new_file(tmp_path: Path) -> None:
+def test_store_opens_while_another_connection_holds_the_new_file(tmp_path: Path, sqlite_write_held) -> None:  # noqa: ANN001
     """The WAL switch of a new connection waits out a writer instead of failing at once with 'database is locked'."""
-    import sqlite3
-
     path = tmp_path / "held.db"
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("CREATE TABLE other (x)")
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO other VALUES (1)")
-    release = threading.Timer(0.3, holder.execute, ("COMMIT",))
-    release.start()
     url = f"sqlite:///{path.as_posix()}"
-    migrate(url)
-    release.join()
-    holder.close()
+    with sqlite_write_held(path):
+        migrate(url)
     with get_engine(url).connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()

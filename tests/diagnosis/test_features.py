@@ -32,21 +32,13 @@ def test_text_encoder_mean_pools_and_caches(tiny_text_model: Path, tmp_path: Pat
     assert np.allclose(again.encode(texts[:2]), vectors[:2]) and again._model is None
 
 
-def test_cache_opens_while_another_connection_holds_the_new_file(tmp_path: Path) -> None:
+def test_cache_opens_while_another_connection_holds_the_new_file(tmp_path: Path, sqlite_write_held) -> None:  # noqa: ANN001
     """Switching a new file to WAL while another connection writes fails at once in SQLite; the cache waits instead."""
     import sqlite3
-    import threading
 
     path = tmp_path / "cache.sqlite"
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("CREATE TABLE other (x)")
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO other VALUES (1)")
-    release = threading.Timer(0.3, holder.execute, ("COMMIT",))
-    release.start()
-    cache = EmbeddingCache(path)
-    release.join()
-    holder.close()
+    with sqlite_write_held(path):
+        cache = EmbeddingCache(path)
     cache.put_many({"k": np.ones(3, np.float32)})
     assert np.array_equal(cache.get_many(["k"])["k"], np.ones(3, np.float32))
     with sqlite3.connect(path) as connection:
