@@ -88,7 +88,7 @@ def throughput(
     batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
     workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 0,
     device: Device = "auto",
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the diagnosis model (default: bf16 on CUDA).")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the text transformer and the diagnosis model (default: bf16 on CUDA).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Cold end-to-end / models-alone pairs; the median pair is reported.")] = 3,
     text_model: TextModel = None,
     json_path: JsonPath = None,
@@ -125,7 +125,7 @@ def throughput(
         if table is None:
             with db.session_scope(trained.db_url) as session:
                 stored = [case for chunk in db.iter_case_inputs(session, batch_size=5000) for case in chunk]
-            cache = text_encoder(net.spec.text, root / "diagnose-home-0" / "cache")
+            cache = text_encoder(net.spec.text, root / "diagnose-home-0" / "cache", str(torch_device), amp)  # its keys
             table = build_features(stored, net.spec.modalities.image, cache, workers=workers)
             texts = list(dict.fromkeys(c.text for c in stored if c.text and c.text.strip()))
         pairs.append((cold, raw_forward(net, table, texts, net.spec.text, torch_device, amp=amp)))
@@ -275,6 +275,7 @@ def train(
     workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 1,
     device: Device = "auto",
     cpu_baseline: Annotated[bool, typer.Option("--cpu-baseline", help="On a GPU, also train on the CPU and report GPU ÷ CPU.")] = False,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (default: bf16 autocast on CUDA).")] = None,
     text_model: TextModel = None,
     json_path: JsonPath = None,
     work_dir: WorkDir = None,
@@ -294,21 +295,22 @@ def train(
     with manifest.open(encoding="utf-8") as handle:
         rows = [_FileCase(str(manifest.parent / r["image"]) if r["image"] else None, r["text"] or None, r["label"])
                 for r in csv.DictReader(handle)]  # fmt: skip
-    encoder = TextEncoder(TextEncoderConfig(model_path=str(text_model) if text_model else None),
+    torch_device = resolve_device(device)
+    encoder = TextEncoder(TextEncoderConfig(model_path=str(text_model) if text_model else None), device=torch_device,
                           cache=EmbeddingCache(root / "cache" / "text_embeddings.sqlite"))  # fmt: skip
     spec = plan_model(rows, FusionConfig(), encoder)
     start = time.perf_counter()
     table = build_features(rows, spec.modalities.image, encoder, [r.label for r in rows], spec.label_names, workers=workers)
     features_s = time.perf_counter() - start
-    torch_device = resolve_device(device)
     variants = [f.strip() for f in fusion.split(",") if f.strip()]
-    results = time_training(spec, table, variants, epochs, torch_device, batch_size)
-    report: dict[str, Any] = {"cases": len(table), "epochs": epochs, "batch_size": batch_size, "device": str(torch_device),
-                              "torch_threads": _threads(), "features_s": features_s, "results": results}  # fmt: skip
+    results = time_training(spec, table, variants, epochs, torch_device, batch_size, amp=amp)
+    report: dict[str, Any] = {"cases": len(table), "epochs": epochs, "batch_size": batch_size, "amp": amp,
+                              "device": str(torch_device), "torch_threads": _threads(), "features_s": features_s,
+                              "results": results}  # fmt: skip
     if cpu_baseline and torch_device.type != "cpu":
         import torch
 
-        cpu = time_training(spec, table, variants, epochs, torch.device("cpu"), batch_size)
+        cpu = time_training(spec, table, variants, epochs, torch.device("cpu"), batch_size)  # float32, as on a CPU
         report["cpu"] = cpu
         report["speedup"] = {v: cpu[v]["seconds_per_epoch"] / results[v]["seconds_per_epoch"] for v in variants}
     lines = [[v, f"{r['seconds_per_epoch']:.2f}", f"{r['samples_per_s']:.0f}", f"{r['epoch_s'][0]:.2f}",

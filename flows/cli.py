@@ -179,7 +179,7 @@ def diagnose(
     task_runner: Annotated[TaskRunner, typer.Option(help="local: chunks in this process; dask: chunks on a Dask cluster.")] = TaskRunner.local,
     dask_address: Annotated[str | None, typer.Option(envvar="DIAGNOSIS_DASK_ADDRESS", help="Scheduler of an existing Dask cluster (tcp://host:8786); default a local cluster.")] = None,
     dask_workers: Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")] = 2,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the diagnosis model (default: bf16 on CUDA, off on the CPU).")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the text transformer and the diagnosis model (default: bf16 on CUDA, off on the CPU).")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="Run the diagnosis model through torch.compile (needs a C++ compiler on the CPU).")] = False,
 ) -> None:
     """Predict every eligible case and store the results (JSON counts and per-stage seconds on stdout)."""

@@ -16,11 +16,13 @@ from diagnosis.training import FeatureTable, build_features
 __all__ = ["features_task", "text_encoder"]
 
 
-def text_encoder(config: TextEncoderConfig | None, cache_dir: Path, device: str = "cpu") -> TextEncoder | None:
-    """A cached text encoder for ``config`` (None when the model has no text modality)."""
+def text_encoder(
+    config: TextEncoderConfig | None, cache_dir: Path, device: str = "cpu", amp: bool | None = None
+) -> TextEncoder | None:
+    """A cached text encoder for ``config`` (None without a text modality); ``amp`` as in :class:`TextEncoder`."""
     if config is None:
         return None
-    return TextEncoder(config, device=device, cache=EmbeddingCache(cache_dir / "text_embeddings.sqlite"))
+    return TextEncoder(config, device=device, cache=EmbeddingCache(cache_dir / "text_embeddings.sqlite"), amp=amp)
 
 
 @task(cache_policy=NO_CACHE)

@@ -57,7 +57,8 @@ class ChunkJob:
         pending: Skip cases the model version already predicted.
         device: ``auto``, ``cpu`` or ``cuda``.
         workers: Image-reading ``DataLoader`` workers per chunk.
-        amp: Mixed precision for the diagnosis model (None: on for CUDA with bfloat16, off on the CPU).
+        amp: Mixed precision for the text transformer and the diagnosis model (None: on for CUDA with bfloat16, off
+            on the CPU).
         compile: Run the diagnosis model through ``torch.compile``.
     """
 
@@ -90,17 +91,18 @@ class ChunkResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-_loaded: dict[tuple[str, str, str, int], tuple[DiagnosisModel, TextEncoder | None]] = {}
+_loaded: dict[tuple[str, str, str, bool | None, int], tuple[DiagnosisModel, TextEncoder | None]] = {}
 _loaded_lock = threading.Lock()
 
 
 def _model_and_encoder(job: ChunkJob) -> tuple[DiagnosisModel, TextEncoder | None]:
     """The job's model and text encoder, loaded once per worker thread (encoders hold a SQLite cache handle)."""
-    key = (job.checkpoint_path, job.device, job.home, threading.get_ident())  # the home holds the text cache
+    key = (job.checkpoint_path, job.device, job.home, job.amp, threading.get_ident())  # the home holds the text cache
     with _loaded_lock:
         if key not in _loaded:
-            net = load_model(job.checkpoint_path, resolve_device(job.device))
-            _loaded[key] = (net, text_encoder(net.spec.text, Path(job.home) / "cache", device=str(resolve_device(job.device))))
+            device = resolve_device(job.device)
+            net = load_model(job.checkpoint_path, device)
+            _loaded[key] = (net, text_encoder(net.spec.text, Path(job.home) / "cache", device=str(device), amp=job.amp))
         return _loaded[key]
 
 
@@ -227,7 +229,8 @@ def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool =
         task_runner: ``local`` (chunks in this process) or ``dask``.
         dask_address: Scheduler of an existing Dask cluster (``tcp://host:8786``); default a local cluster.
         dask_workers: Worker processes of the local Dask cluster.
-        amp: Mixed precision for the diagnosis model (None: on for CUDA with bfloat16, off on the CPU).
+        amp: Mixed precision for the text transformer and the diagnosis model (None: on for CUDA with bfloat16, off
+            on the CPU).
         compile: Run the diagnosis model through ``torch.compile`` (needs a C++ compiler on the CPU, Triton on CUDA).
 
     Returns:

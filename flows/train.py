@@ -109,7 +109,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
     home_path = Path(home)
     with recorded_run(db_url, "train") as run:
         splits = load_labelled_cases(db_url, augment)
-        encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path / "cache")
+        encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path / "cache",
+                               device=str(resolve_device(device)))
         spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder, image_options=preprocessing)
         tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights)

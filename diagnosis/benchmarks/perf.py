@@ -55,7 +55,7 @@ def raw_forward(
         text_config: The model's text encoder (None: no text modality).
         device: Where both models run.
         batch_size: Rows per forward pass of the diagnosis model (None: :func:`predict`'s default).
-        amp: Mixed precision for the diagnosis model (None: :func:`predict`'s default).
+        amp: Mixed precision for both models (None: bfloat16 on CUDA where supported, float32 elsewhere).
 
     Returns:
         ``cases``, ``texts``, ``text_s`` (transformer forward, tokenisation included), ``model_s`` (image network,
@@ -63,7 +63,7 @@ def raw_forward(
     """
     text_s = 0.0
     if text_config is not None and texts:
-        encoder = TextEncoder(text_config, device=device, cache=None)
+        encoder = TextEncoder(text_config, device=device, cache=None, amp=amp)
         encoder.encode(list(texts[:WARMUP_TEXTS]))
         started = time.perf_counter()
         encoder.encode(list(texts))

@@ -81,14 +81,16 @@ class DiagnosisModel(nn.Module):
             class_weights: Optional ``(C,)`` cross-entropy weights (e.g. inverse class frequency).
         """
         out = self.vae(inputs, masks, beta=beta)
-        labelled = targets >= 0
+        labelled, classes = targets >= 0, targets.clamp(min=0)
+        # Masked means instead of boolean indexing: the same loss and gradients, without a GPU sync per term.
+        row_weight = labelled.float() if class_weights is None else class_weights[classes] * labelled
         for term in out.terms:
             logits = self.head(term.posterior.mu)  # (B, C)
-            keep = term.valid & labelled
-            if bool(keep.any()):
-                ce = F.cross_entropy(logits[keep], targets[keep], weight=class_weights)
-                out.loss = out.loss + self.spec.fusion.classifier_weight * ce
-                out.metrics[f"ce_{term.name}"] = float(ce.detach())
+            keep = (term.valid & labelled).to(logits.dtype)
+            per_row = F.cross_entropy(logits, classes, weight=class_weights, reduction="none")  # weighted like mean
+            ce = (per_row * keep).sum() / (row_weight * keep).sum().clamp(min=1e-12)  # 0 when no row is kept
+            out.loss = out.loss + self.spec.fusion.classifier_weight * ce
+            out.metrics[f"ce_{term.name}"] = ce.detach()
         return out
 
     def forward(self, inputs: Tensors, masks: Tensors) -> tuple[torch.Tensor, torch.Tensor]:

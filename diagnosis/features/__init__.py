@@ -10,7 +10,7 @@ from diagnosis.features.image import (
     preprocess_image,
     read_preprocessed,
 )
-from diagnosis.features.text import TextEncoder, TextEncoderConfig, default_text_model_path
+from diagnosis.features.text import TextEncoder, TextEncoderConfig, default_text_model_path, model_digest
 
 __all__ = [
     "EmbeddingCache",
@@ -19,6 +19,7 @@ __all__ = [
     "TextEncoder",
     "TextEncoderConfig",
     "default_text_model_path",
+    "model_digest",
     "load_backbone_weights",
     "preprocess_image",
     "read_preprocessed",

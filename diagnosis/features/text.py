@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diagnosis.device import amp_dtype
 from diagnosis.features.cache import EmbeddingCache
 
-__all__ = ["TextEncoder", "TextEncoderConfig", "default_text_model_path"]
+__all__ = ["TextEncoder", "TextEncoderConfig", "default_text_model_path", "model_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,35 @@ class TextEncoderConfig:
 
     model_path: str | None = None  # local HF model folder; None = packaged all-MiniLM-L6-v2 (384-dim)
     max_length: int = 256  # tokens; longer notes are truncated
-    batch_size: int = 64  # texts per forward pass
+    batch_size: int = 64  # texts per forward pass (on a GPU at least CUDA_TEXT_BATCH)
     normalize: bool = True  # L2-normalise, as sentence-transformers does for MiniLM
+
+
+CUDA_TEXT_BATCH = 512  # texts per forward pass on a GPU: a MiniLM batch of 64 leaves an H100 waiting on launches
+
+# What decides a model folder's embeddings: weights, configuration, tokenizer (vocabularies, merges, spm models).
+_MODEL_FILE_SUFFIXES = frozenset({".safetensors", ".bin", ".json", ".txt", ".model"})
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_digest(folder: Path, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """sha256 over the names and contents of the model files in ``stamp`` (their name, size and mtime)."""
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        digest.update(name.encode() + b"\0")
+        with (folder / name).open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def model_digest(folder: Path) -> str:
+    """Content hash of a Hugging Face model folder's weights, configuration and tokenizer files.
+
+    Two folders with the same ``config.json`` (a fine-tuned model and its base) get different digests, so their
+    cached embeddings never mix. Hashing ~90 MB takes ~0.2 s; it is done once per process for an unchanged folder.
+    """
+    files = sorted(p for p in folder.iterdir() if p.suffix in _MODEL_FILE_SUFFIXES and p.is_file())
+    return _folder_digest(folder.resolve(), tuple((p.name, (st := p.stat()).st_size, st.st_mtime_ns) for p in files))
 
 
 class TextEncoder:
@@ -41,20 +70,31 @@ class TextEncoder:
     Args:
         config: Encoder settings.
         device: Where the transformer runs.
-        cache: Optional persistent cache; keys are ``sha256(model fingerprint + text)``.
+        cache: Optional persistent cache; keys are ``sha256(model fingerprint + text)``, the fingerprint covering
+            the model files' contents, the settings and the precision.
+        amp: Mixed precision for the transformer (None: bfloat16 autocast on CUDA devices that support it, float32
+            elsewhere). Reduced-precision embeddings are cached under keys of their own.
     """
 
     def __init__(
-        self, config: TextEncoderConfig = TextEncoderConfig(), device: torch.device | str = "cpu", cache: EmbeddingCache | None = None
+        self,
+        config: TextEncoderConfig = TextEncoderConfig(),
+        device: torch.device | str = "cpu",
+        cache: EmbeddingCache | None = None,
+        amp: bool | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
         self.cache = cache
+        self.dtype = amp_dtype(self.device, amp)
+        # Batching never changes a vector (padding is masked out), so a GPU takes bigger batches than the config's.
+        self.batch_size = max(config.batch_size, CUDA_TEXT_BATCH) if self.device.type == "cuda" else config.batch_size
         self.model_path = Path(config.model_path or default_text_model_path())
         if not (self.model_path / "config.json").is_file():
             raise FileNotFoundError(f"no Hugging Face model at {self.model_path} (config.json missing)")
+        precision = "" if self.dtype is None else f"|{self.dtype}"  # float32 keys as before
         self.fingerprint = hashlib.sha256(
-            (self.model_path / "config.json").read_bytes() + f"{config.max_length}|{config.normalize}".encode()
+            f"{model_digest(self.model_path)}|{config.max_length}|{config.normalize}{precision}".encode()
         ).hexdigest()[:16]
         self._model: torch.nn.Module | None = None
         self._tokenizer = None
@@ -112,17 +152,18 @@ class TextEncoder:
         # back to the caller's order at the end. Padding is masked out, so the vectors do not change.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = []
-        for start in range(0, len(texts), self.config.batch_size):
+        for start in range(0, len(texts), self.batch_size):
             batch = self._tokenizer(
-                [texts[i] for i in order[start : start + self.config.batch_size]],
+                [texts[i] for i in order[start : start + self.batch_size]],
                 padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt",
             ).to(self.device)
-            hidden = self._model(**batch).last_hidden_state  # (B, T, H)
+            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                hidden = self._model(**batch).last_hidden_state.float()  # (B, T, H)
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
             if self.config.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out.append(pooled.float().cpu().numpy())
+            out.append(pooled.float())  # kept on the device: one copy back at the end, not a wait per batch
         vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
-        vectors[order] = np.concatenate(out)
+        vectors[order] = torch.cat(out).cpu().numpy()
         return vectors

@@ -44,10 +44,14 @@ class SubsetTerm:
 
 @dataclass
 class VAEOutput:
-    """Result of a training forward pass: ``loss`` to minimise, ``metrics`` to log, per-subset terms."""
+    """Result of a training forward pass: ``loss`` to minimise, ``metrics`` to log, per-subset terms.
+
+    ``metrics`` are detached 0-d tensors on the model's device (``float()`` one to log it), so that a training step
+    does not wait for the GPU.
+    """
 
     loss: torch.Tensor
-    metrics: dict[str, float]
+    metrics: dict[str, torch.Tensor]
     terms: list[SubsetTerm]
 
 
@@ -105,14 +109,14 @@ class MultimodalVAE(nn.Module, ABC):
         """
         beta = self.config.beta if beta is None else beta
         terms: list[SubsetTerm] = []
-        metrics: dict[str, float] = {}
+        metrics: dict[str, torch.Tensor] = {}
         for name, subset, q in self.subset_posteriors(inputs, masks):
             valid = torch.stack([subset[m] for m in self.modalities if m in subset]).any(0)
             recon = self.decode(q.sample() if self.training else q.mu)
             rec, kl = self.reconstruction_loss(inputs, masks, recon), kl_to_standard_normal(q)
             terms.append(SubsetTerm(name, q, valid, rec + beta * kl))
-            metrics[f"recon_{name}"] = float(_masked_mean(rec.detach(), valid))
-            metrics[f"kl_{name}"] = float(_masked_mean(kl.detach(), valid))
+            metrics[f"recon_{name}"] = _masked_mean(rec.detach(), valid)
+            metrics[f"kl_{name}"] = _masked_mean(kl.detach(), valid)
         loss = torch.stack([_masked_mean(t.elbo_loss, t.valid) for t in terms]).sum()
         return VAEOutput(loss=loss, metrics=metrics, terms=terms)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -52,6 +52,9 @@ class FitResult:
     seconds: float = 0.0
 
 
+Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]  # inputs, masks, labels
+
+
 class _Batches:
     """Training batches of a table; on a GPU the whole table is copied there once and indexed there.
 
@@ -70,13 +73,22 @@ class _Batches:
                 torch.from_numpy(table.labels).pin_memory().to(device, non_blocking=True),
             )
 
-    def __call__(self, index: np.ndarray) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-        """Inputs, masks and labels of the rows in ``index`` on the device."""
+    def epoch(self, order: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        """Inputs, masks and labels on the device, ``batch_size`` rows at a time in ``order``.
+
+        A last batch of a single row is left out (batch norm needs two samples). On a GPU the order is copied
+        there once per epoch, so a step copies nothing and never waits for the device.
+        """
+        starts = [s for s in range(0, len(order), batch_size) if len(order) - s >= 2]
         if self.resident is None:
-            return self.table.batch(index, self.device)
+            for start in starts:
+                yield self.table.batch(order[start : start + batch_size], self.device)
+            return
         inputs, masks, labels = self.resident
-        rows = torch.from_numpy(index).to(self.device, non_blocking=True)
-        return {m: t[rows] for m, t in inputs.items()}, {m: t[rows] for m, t in masks.items()}, labels[rows]
+        rows_all = torch.from_numpy(order).pin_memory().to(self.device, non_blocking=True)
+        for start in starts:
+            rows = rows_all[start : start + batch_size]
+            yield {m: t[rows] for m, t in inputs.items()}, {m: t[rows] for m, t in masks.items()}, labels[rows]
 
 
 def mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -86,8 +98,9 @@ def mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.G
         return masks
     stacked = torch.stack([masks[m] for m in names])  # (M, B)
     complete = stacked.all(0)
-    drop = complete & (torch.rand(complete.shape, generator=generator) < p).to(complete.device)
-    which = torch.randint(len(names), complete.shape, generator=generator).to(complete.device)
+    on = generator.device  # draws made where the generator lives, then moved (no copy when that is the masks' device)
+    drop = complete & (torch.rand(complete.shape, generator=generator, device=on) < p).to(complete.device)
+    which = torch.randint(len(names), complete.shape, generator=generator, device=on).to(complete.device)
     return {m: masks[m] & ~(drop & (which == i)) for i, m in enumerate(names)}
 
 
@@ -196,12 +209,13 @@ def fit(
     if labelled == 0:
         raise ValueError("the training split has no labelled case; label cases with split=train first")
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device).manual_seed(config.seed)  # modality masking, drawn on the training device
     model = DiagnosisModel(spec).to(device)
     if config.image_weights and "image" in model.vae.encoders:
         image = model.vae.encoders["image"]
         load_backbone_weights(getattr(image, "backbone", image).net, config.image_weights)  # experts wrap the net
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda" or None)  # one kernel per step on a GPU
     steps = config.epochs * max(1, -(-len(train) // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(config.seed)
@@ -214,12 +228,8 @@ def fit(
         model.train()
         warm = spec.fusion.kl_warmup_epochs
         beta = spec.fusion.beta * min(1.0, epoch / warm) if warm > 0 else spec.fusion.beta
-        order, total, steps_run = rng.permutation(len(train)), 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            if len(index) < 2:
-                continue  # batch norm needs two samples
-            inputs, masks, targets = batches(index)
+        total, steps_run = 0.0, 0
+        for inputs, masks, targets in batches.epoch(rng.permutation(len(train)), config.batch_size):
             masks = mask_modalities(masks, spec.fusion.modality_dropout, generator)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out = model.objective(inputs, masks, targets, beta, weights)
@@ -230,8 +240,8 @@ def fit(
             scaler.step(optimiser)
             scaler.update()
             schedule.step()
-            total, steps_run = total + out.loss.item(), steps_run + 1
-        record = {"epoch": epoch, "train_loss": total / max(steps_run, 1), "beta": beta}
+            total, steps_run = total + out.loss.detach(), steps_run + 1  # summed on the device: no sync per step
+        record = {"epoch": epoch, "train_loss": float(total) / max(steps_run, 1), "beta": beta}
         if val is not None and len(val):
             record["val_loss"] = _val_loss(model, val, device, 256)
             if record["val_loss"] < best_loss:

@@ -117,9 +117,28 @@ def test_cuda_fast_path_matches_the_cpu(model: DiagnosisModel, toy_table: ToyTab
 def test_cuda_training_with_the_table_on_the_device(toy_table: ToyTable) -> None:
     spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
                      FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
-    result = fit(spec, toy_table(128, 7), toy_table(40, 8), TrainConfig(epochs=3, batch_size=32), torch.device("cuda"))
+    config = TrainConfig(epochs=8, batch_size=32, lr=3e-3)
+    result = fit(spec, toy_table(160, 7), toy_table(60, 8), config, torch.device("cuda"))
     assert all(np.isfinite(r["train_loss"]) for r in result.history)
     assert next(result.model.parameters()).device.type == "cuda"
+    test = toy_table(80, 9)
+    preds = predict(result.model, test, torch.device("cuda"))  # it learnt, as test_training's CPU fit does
+    assert np.isfinite(preds.probabilities).all() and (preds.probabilities.argmax(1) == test.labels).mean() > 0.85
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_text_embeddings_match_the_cpu(tiny_text_model: Path) -> None:
+    """The transformer on the GPU (bfloat16 autocast by default, or float32) gives the CPU's vectors closely."""
+    from diagnosis.features import TextEncoder, TextEncoderConfig
+
+    config = TextEncoderConfig(model_path=str(tiny_text_model), batch_size=4)
+    texts = ["I have a cough and fever.", "No chest pain.", "My skin itches and there is a rash on my arms."] * 3
+    cpu = TextEncoder(config).encode(texts)
+    for amp, floor in ((False, 0.9999), (None, 0.99)):
+        gpu = TextEncoder(config, device="cuda", amp=amp)
+        assert (gpu.dtype is None) == (amp is False)
+        assert np.all((gpu.encode(texts) * cpu).sum(1) > floor)  # cosine of L2-normalised vectors
 
 
 @pytest.fixture(scope="module")

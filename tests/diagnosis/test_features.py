@@ -14,6 +14,7 @@ from diagnosis.features import (
     ImagePreprocessing,
     TextEncoder,
     TextEncoderConfig,
+    model_digest,
     preprocess_image,
 )
 from diagnosis.ingest import ImageError, LoadedImage
@@ -43,6 +44,44 @@ def test_cache_opens_while_another_connection_holds_the_new_file(tmp_path: Path,
     assert np.array_equal(cache.get_many(["k"])["k"], np.ones(3, np.float32))
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_cache_keys_follow_the_weights_not_only_the_config(tiny_text_model: Path, tmp_path: Path) -> None:
+    """A fine-tuned copy of a model has the base's config.json; its texts must not hit the base's cached vectors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    tuned = tmp_path / "tuned"
+    shutil.copytree(tiny_text_model, tuned)
+    weights = load_file(tuned / "model.safetensors")
+    name = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    weights[name] = weights[name] + 0.5 * torch.randn(weights[name].shape, generator=torch.Generator().manual_seed(0))
+    save_file(weights, tuned / "model.safetensors", metadata={"format": "pt"})
+    assert (tuned / "config.json").read_bytes() == (tiny_text_model / "config.json").read_bytes()
+
+    cache, texts = EmbeddingCache(tmp_path / "cache.sqlite"), ["I have a cough and fever."]
+    base = TextEncoder(TextEncoderConfig(model_path=str(tiny_text_model)), cache=cache)
+    shutil.copytree(tiny_text_model, tmp_path / "copy")
+    copy = TextEncoder(TextEncoderConfig(model_path=str(tmp_path / "copy")), cache=cache)
+    other = TextEncoder(TextEncoderConfig(model_path=str(tuned)), cache=cache)
+    assert copy.fingerprint == base.fingerprint != other.fingerprint  # the same files anywhere share the cache
+    assert model_digest(tiny_text_model) == model_digest(tmp_path / "copy") != model_digest(tuned)
+    cached = base.encode(texts)
+    assert not np.allclose(other.encode(texts), cached) and other._model is not None  # computed, not looked up
+
+
+def test_reduced_precision_embeddings_are_close_and_cached_apart(tiny_text_model: Path, tmp_path: Path) -> None:
+    """bfloat16 autocast (the CUDA default) gives nearly the float32 vectors, under cache keys of its own."""
+    cache, config = EmbeddingCache(tmp_path / "cache.sqlite"), TextEncoderConfig(model_path=str(tiny_text_model))
+    texts = ["I have a cough and fever.", "No chest pain, but my ankles are swollen and I feel tired all day."]
+    full = TextEncoder(config, cache=cache)
+    half = TextEncoder(config, cache=cache, amp=True)
+    assert full.dtype is None and half.dtype == torch.bfloat16 and half.fingerprint != full.fingerprint
+    exact, reduced = full.encode(texts), half.encode(texts)
+    assert half._model is not None  # not served from the float32 entries
+    cosine = (exact * reduced).sum(1)  # both L2-normalised
+    assert np.all(cosine > 0.99) and not np.array_equal(exact, reduced)
 
 
 def test_missing_text_model_folder_is_a_clear_error(tmp_path: Path) -> None:

@@ -53,6 +53,31 @@ def test_fit_without_labels_is_refused(spec: ModelSpec, toy_table: ToyTable) -> 
         fit(spec, table, None, TrainConfig(epochs=1))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_objective_cross_entropy_equals_the_indexed_form(spec: ModelSpec, toy_table: ToyTable, weighted: bool) -> None:
+    """The sync-free masked mean gives F.cross_entropy over the labelled, valid rows; 0 when there are none."""
+    import torch.nn.functional as F
+
+    from diagnosis.classify import DiagnosisModel
+
+    torch.manual_seed(0)
+    model, table = DiagnosisModel(spec).eval(), toy_table(24, 3)
+    table.labels[:5] = -1
+    inputs, masks, targets = table.batch(slice(None), torch.device("cpu"))
+    weights = torch.tensor([0.3, 1.7]) if weighted else None
+    with torch.no_grad():
+        out = model.objective(inputs, masks, targets, beta=1.0, class_weights=weights)
+        assert {t.name for t in out.terms} == {"joint", "image", "text"}
+        for term in out.terms:
+            keep = term.valid & (targets >= 0)
+            expected = F.cross_entropy(model.head(term.posterior.mu)[keep], targets[keep], weight=weights)
+            assert float(out.metrics[f"ce_{term.name}"]) == pytest.approx(float(expected), rel=1e-5)
+        targets[:] = -1
+        unlabelled = model.objective(inputs, masks, targets, beta=1.0, class_weights=weights)
+    assert all(float(unlabelled.metrics[f"ce_{t.name}"]) == 0.0 for t in unlabelled.terms)
+    assert torch.isfinite(unlabelled.loss)
+
+
 def test_metrics_on_known_values() -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     m = classification_metrics(np.array([0, 1, 1, 1]), probs, ["a", "b"])
