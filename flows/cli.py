@@ -143,6 +143,8 @@ def train(
     seed: int = 0,
     augment: Annotated[bool, typer.Option("--augment", help="Also train on stored synthetic cases (diagnosis augment).")] = False,
     preprocessing: Annotated[Path | None, typer.Option(help="JSON file of image preprocessing options for this dataset.")] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Cases per optimisation step; on a GPU use 1024 or more for large stores.")] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle AdamW); raise it with the batch size.")] = 2e-3,
 ) -> None:
     """Train on split=train, select on val, register a model version."""
     settings = _settings(ctx)
@@ -157,7 +159,7 @@ def train(
         version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
                              image_weights=str(image_weights) if image_weights else None,
                              text_model=str(text_model) if text_model else None, seed=seed, augment=augment,
-                             preprocessing=options)
+                             preprocessing=options, batch_size=batch_size, lr=lr)
     typer.echo(f"model version {version}")
 
 

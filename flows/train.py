@@ -86,7 +86,8 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_
 @flow(name="train")
 def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, device: str = "auto",
                image_weights: str | None = None, text_model: str | None = None, seed: int = 0,
-               augment: bool = False, preprocessing: dict | None = None, promote: bool = True) -> int:
+               augment: bool = False, preprocessing: dict | None = None, promote: bool = True,
+               batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -102,6 +103,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         preprocessing: The dataset's image preprocessing options (see ``ImagePreprocessing``), recorded with the model.
         promote: Make the new version current (``latest``); ``False`` registers a candidate that is not served
             until a promotion decision promotes it (see ``flows.retrain``).
+        batch_size: Cases per optimisation step (on a GPU, large batches are what make it pay: see the README).
+        lr: Peak AdamW learning rate of the one-cycle schedule.
 
     Returns:
         The new model version id.
@@ -113,7 +116,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                                device=str(resolve_device(device)))
         spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder, image_options=preprocessing)
         tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
-        config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights)
+        config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr)
         result = fit_task(spec, tables["train"], tables.get("val"), config, device)
         metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
         run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url, promote)

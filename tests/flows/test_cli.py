@@ -114,12 +114,15 @@ def test_augment_adds_synthetic_cases_that_are_never_evaluated(home: Path, mixed
     assert json.loads(run(home, "diagnose"))["predicted"] == 0  # synthetic cases are not diagnosed
     run(home, "evaluate", "--split", "all", "--json", str(report_path))
     assert json.loads(report_path.read_text())["n"] == evaluated_before  # nor evaluated
-    assert "model version 2" in run(home, "train", "--epochs", "1", "--augment", "--fusion", "mopoe")
-    from db import list_flow_runs, session_scope
+    assert "model version 2" in run(home, "train", "--epochs", "1", "--augment", "--fusion", "mopoe",
+                                    "--batch-size", "16", "--lr", "0.001")
+    from db import get_model_version, list_flow_runs, session_scope
 
     with session_scope(f"sqlite:///{home / 'diagnosis.db'}") as session:
         train_run = next(r for r in list_flow_runs(session) if r.flow_name == "train")
+        trained_with = get_model_version(session, "2").config["train"]
     assert train_run.counts["synthetic"] == 6 and train_run.model_version_id == 2
+    assert trained_with["batch_size"] == 16 and trained_with["lr"] == 0.001
     unknown = runner.invoke(app, ["--home", str(home), "augment", "--label", "nope"])
     assert unknown.exit_code == 1 and "unknown diagnosis" in unknown.output
 
