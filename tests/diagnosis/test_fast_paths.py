@@ -101,6 +101,19 @@ def test_compiled_prediction_matches(model: DiagnosisModel, toy_table: ToyTable)
 
 @pytest.mark.gpu
 @needs_cuda
+def test_compiled_prediction_on_cuda_matches_the_cpu(model: DiagnosisModel, toy_table: ToyTable) -> None:
+    """``diagnose --compile`` on a GPU: Triton kernels, float32 and the default bfloat16 autocast."""
+    table = toy_table(300, 10)
+    plain = predict(model, table, CPU)
+    for amp, tolerance in ((False, 1e-4), (None, 0.05)):
+        compiled = predict(model, table, torch.device("cuda"), amp=amp, compile=True)
+        assert np.abs(compiled.probabilities - plain.probabilities).max() < tolerance
+        assert np.abs(compiled.uncertainty - plain.uncertainty).max() < tolerance
+    model.to(CPU)
+
+
+@pytest.mark.gpu
+@needs_cuda
 def test_cuda_fast_path_matches_the_cpu(model: DiagnosisModel, toy_table: ToyTable) -> None:
     table = toy_table(300, 6)
     cpu = predict(model, table, CPU)
