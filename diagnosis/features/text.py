@@ -92,7 +92,7 @@ class TextEncoder:
         self.model_path = Path(config.model_path or default_text_model_path())
         if not (self.model_path / "config.json").is_file():
             raise FileNotFoundError(f"no Hugging Face model at {self.model_path} (config.json missing)")
-        precision = "" if self.dtype is None else f"|{self.dtype}"  # float32 keys as before
+        precision = "" if self.dtype is None else f"|{self.dtype}"  # float32 embeddings: no suffix
         self.fingerprint = hashlib.sha256(
             f"{model_digest(self.model_path)}|{config.max_length}|{config.normalize}{precision}".encode()
         ).hexdigest()[:16]
