@@ -163,7 +163,7 @@ class TextEncoder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
             if self.config.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out.append(pooled.float())  # kept on the device: one copy back at the end, not a wait per batch
+            out.append(pooled)  # kept on the device: one copy back at the end, not a wait per batch
         vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
         vectors[order] = torch.cat(out).cpu().numpy()
         return vectors
