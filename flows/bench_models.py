@@ -1,8 +1,10 @@
-"""``diagnosis bench p1|p2``: the protocols of ``shared/benchmarks.md`` (registered on the ``bench`` command group)."""
+"""``diagnosis bench p1|p2|p3``: the protocols of ``shared/benchmarks.md`` (registered on the ``bench`` group)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +14,7 @@ from rich.table import Table
 from flows.bench_cli import app
 from flows.render import emit_report
 
-__all__ = ["multivae", "p1", "p1_table", "p2", "p2_table"]
+__all__ = ["multivae", "p1", "p1_table", "p2", "p2_table", "p3", "p3_table"]
 
 DATA = Path("../shared/data")  # the shared data folder beside a checkout
 
@@ -20,13 +22,18 @@ DATA = Path("../shared/data")  # the shared data folder beside a checkout
 def p1_table(report: dict) -> Table:
     """One row per fusion variant and mode."""
     table = Table(title="P1 — PneumoniaMNIST × Symptom2Disease, test split")
-    for column in ("fusion", "mode", "AUC", "accuracy", "macro-F1", "ECE", "recall normal", "recall pneumonia", "s/epoch"):
-        table.add_column(column, justify="right" if column not in ("fusion", "mode") else "left")
+    for column in ("model", "mode", "AUC", "accuracy", "macro-F1", "ECE", "val ECE", "recall normal", "recall pneumonia",
+                   "s/epoch"):
+        table.add_column(column, justify="right" if column not in ("model", "mode") else "left")
     for fusion, result in report["results"].items():
         for mode, m in result["modes"].items():
             table.add_row(fusion, mode, f"{m['auc']:.4f}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['ece']:.4f}",
-                          f"{m['recall']['normal']:.3f}", f"{m['recall']['pneumonia']:.3f}",
+                          f"{m['val_ece']:.4f}", f"{m['recall']['normal']:.3f}", f"{m['recall']['pneumonia']:.3f}",
                           "—" if result["seconds_per_epoch"] is None else f"{result['seconds_per_epoch']:.1f}")
+    captions = [report["prevalence"]["note"]] if report.get("prevalence", {}).get("note") else []
+    if report["config"].get("prior") is not None:
+        captions.append(f"test probabilities shifted to a pneumonia prevalence of {report['config']['prior']:.3f}")
+    table.caption = "; ".join(captions) or None
     return table
 
 
@@ -34,40 +41,88 @@ def p1_table(report: dict) -> Table:
 def p1(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p1.json"),
-    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated variants and baselines (default: all).")] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated rows: cnn, poe, moe, mopoe, concat, late, attention, mmae (default: cnn,poe).")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fusion model.")] = 30,
+    image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
+    text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
+    prior: Annotated[Optional[float], typer.Option(help="Known deployment prevalence of pneumonia: test probabilities are shifted from val's to it.")] = None,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
 ) -> None:
-    """P1: train each fusion variant on the paired data, score image / text / fused / fused_missing50 on test."""
+    """P1: train the image encoder and each fusion variant on the paired data; score image / text / fused /
+    fused_missing50 on test (the cnn row: the image encoder alone, image mode)."""
     from diagnosis.benchmarks import P1Config, run_p1
+    from diagnosis.benchmarks.p1 import estimate_seconds
     from diagnosis.device import resolve_device
+    from flows.cli import user_errors
 
-    chosen = {"fusions": tuple(fusion.split(","))} if fusion else {}  # default: every variant and baseline
-    config = P1Config(epochs=epochs, train_limit=train_limit, **chosen)
-    report = run_p1(_tables(data, config, home, rare=False), config, resolve_device(device), on_epoch=_progress)
+    chosen = {"fusions": tuple(f.strip() for f in fusion.split(",") if f.strip())} if fusion else {}
+    with user_errors(ValueError):
+        config = P1Config(epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs, train_limit=train_limit,
+                          prior=prior, **chosen)  # fmt: skip
+    torch_device = resolve_device(device)
+    tables = _tables(data, config, home, rare=False, device=torch_device,
+                     estimate=lambda n, texts: estimate_seconds(config, n, texts))  # fmt: skip
+    report = run_p1(tables, config, torch_device, on_epoch=_progress)
     emit_report([p1_table(report)], report, json_path)
 
 
-def _progress(fusion: str, record: dict) -> None:
-    """One stderr line per epoch."""
-    typer.echo(f"{fusion} epoch {record['epoch']}: train loss {record['train_loss']:.1f}, val loss {record.get('val_loss', float('nan')):.3f}", err=True)
+_STARTED = [time.perf_counter()]  # the running command's start (progress lines show the elapsed time)
 
 
-def _tables(data: Path, config, home: Path | None, rare: bool) -> dict:  # noqa: ANN001
+def _progress(part: str, record: dict) -> None:
+    """One stderr line per epoch of any stage or model, with the elapsed time."""
+    figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
+    stage = f" ({record['stage']} stage)" if record.get("stage") and record["stage"] != "fusion" else ""
+    elapsed = (time.perf_counter() - _STARTED[0]) / 60
+    typer.echo(f"[{elapsed:5.1f} min] {part}{stage} epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}",
+               err=True)
+
+
+def _announce(parts: dict[str, float]) -> None:
+    """The estimate printed before training starts."""
+    total = sum(parts.values()) / 60
+    detail = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in parts.items() if seconds > 0)
+    typer.echo(f"estimate: at most ~{total:.0f} min on 2 CPU cores ({detail} min); early stopping usually ends sooner",
+               err=True)
+
+
+def _text_encoder(config, home: Path | None, train_texts: list[str], train_labels, val_texts: list[str],  # noqa: ANN001
+                  val_labels, n_classes: int, work_dir: str, device) -> object:  # noqa: ANN001
+    """The product's text encoder for a benchmark: fine-tuned on the train texts (as ``diagnosis train`` does when
+    ``config.text_epochs`` > 0; its vectors are not cached, the folder being temporary), else the cached frozen one."""
+    from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
+    from diagnosis.settings import Settings
+    from diagnosis.training.text_stage import TextStageConfig, finetune_text_encoder
+
+    stage = finetune_text_encoder(TextEncoderConfig(), train_texts, list(train_labels), n_classes, work_dir,
+                                  TextStageConfig(epochs=config.text_epochs), val_texts=val_texts,
+                                  val_labels=list(val_labels), seed=config.seed, device=device,
+                                  on_epoch=lambda r: _progress("text stage", r))  # fmt: skip
+    if stage is not None:
+        return TextEncoder(stage.encoder, device=device)
+    settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
+    return TextEncoder(device=device, cache=EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite"))
+
+
+def _tables(data: Path, config, home: Path | None, rare: bool, device=None, estimate=None) -> dict:  # noqa: ANN001
     """P1 (or P2's rare-normal) feature tables; a missing data folder ends the command with a clear error."""
     from diagnosis.benchmarks import load_p1, p1_tables, p2_data
-    from diagnosis.features import EmbeddingCache, ImagePreprocessing, TextEncoder
-    from diagnosis.settings import Settings
+    from diagnosis.benchmarks.p1 import limit_train
+    from diagnosis.features import ImagePreprocessing
     from flows.cli import user_errors
 
-    settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
-    encoder = TextEncoder(cache=EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite"))
+    _STARTED[0] = time.perf_counter()
     with user_errors(FileNotFoundError):
-        paired = load_p1(data)
-    image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
-    return p1_tables(p2_data(paired) if rare else paired, encoder, image, config.train_limit)
+        paired = limit_train(p2_data(load_p1(data)) if rare else load_p1(data), config.train_limit)
+    train, val = paired.splits["train"], paired.splits["val"]
+    if estimate is not None:
+        _announce(estimate(len(train.labels), len(set(train.texts))))
+    with tempfile.TemporaryDirectory(prefix="diagnosis-bench-text-") as work:
+        encoder = _text_encoder(config, home, train.texts, train.labels, val.texts, val.labels, 2, work, device or "cpu")
+        image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
+        return p1_tables(paired, encoder, image)  # type: ignore[arg-type]
 
 
 def p2_table(report: dict) -> Table:
@@ -87,6 +142,8 @@ def p2(
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p2.json"),
     fusion: Annotated[str, typer.Option(help="Fusion variant.")] = "poe",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
+    image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
+    text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
@@ -95,8 +152,10 @@ def p2(
     from diagnosis.benchmarks import P1Config, run_p2
     from diagnosis.device import resolve_device
 
-    config = P1Config(fusions=(fusion,), epochs=epochs, train_limit=train_limit)
-    report = run_p2(_tables(data, config, home, rare=True), config, resolve_device(device), fusion=fusion)
+    config = P1Config(fusions=(fusion,), epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs,
+                      train_limit=train_limit)  # fmt: skip
+    torch_device = resolve_device(device)
+    report = run_p2(_tables(data, config, home, rare=True, device=torch_device), config, torch_device, fusion=fusion)
     emit_report([p2_table(report)], report, json_path)
 
 
@@ -119,7 +178,7 @@ def multivae(
     if not python.is_file():
         typer.secho(f"error: no MultiVae environment at {python}; build it with `bash .ci/multivae-env`", fg="red", err=True)
         raise typer.Exit(1)
-    tables = _tables(data, P1Config(), home, rare=False)
+    tables = _tables(data, P1Config(text_epochs=0), home, rare=False)  # the peers share frozen text features
     with user_errors(RuntimeError):
         report = run_peer(tables, str(python), latent_dim, batch_size, epochs, resolve_device("auto"))
     table = Table(title=f"MoPoE side by side — P1 train split, {epochs} epochs, batch {batch_size}, latent {latent_dim}")
@@ -129,3 +188,47 @@ def multivae(
         table.add_row(name, f"{report[key]['seconds_per_epoch']:.1f}", f"{report[key]['accuracy']:.4f}")
     table.caption = f"seconds per epoch, ours / MultiVae: {report['seconds_ratio']:.2f}"
     emit_report([table], report, json_path)
+
+
+def p3_table(report: dict) -> Table:
+    """Product against the baselines on the P3 test split."""
+    table = Table(title=f"P3 — Symptom2Disease, text only, test split ({report['sizes']['test']} texts)")
+    for column in ("way", "macro AUC", "accuracy", "macro-F1", "seconds"):
+        table.add_column(column, justify="left" if column == "way" else "right")
+    for way, m in report["results"].items():
+        table.add_row(way, f"{m['auc']:.4f}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
+                      f"{m['seconds']:.0f}" if "seconds" in m else "—")
+    d = report["differences"]
+    table.caption = f"product − TF-IDF + LR: AUC {d['auc']:+.4f}, accuracy {d['accuracy']:+.4f}, macro-F1 {d['macro_f1']:+.4f}"
+    return table
+
+
+@app.command("p3")
+def p3(
+    data: Annotated[Path, typer.Option(help="Folder with symptom2disease.csv.")] = DATA,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p3.json"),
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs of the fusion model.")] = 30,
+    text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
+    train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N texts (smoke runs).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
+) -> None:
+    """P3: the product's text path (fine-tuned encoder + fusion model, text only) against TF-IDF + LR, same split."""
+    from diagnosis.benchmarks.p3 import SECONDS_PER_TEXT_EPOCH, P3Config, load_p3, run_p3
+    from diagnosis.device import resolve_device
+    from diagnosis.features import EmbeddingCache
+    from diagnosis.settings import Settings
+    from flows.cli import user_errors
+
+    _STARTED[0] = time.perf_counter()
+    config = P3Config(epochs=epochs, text_epochs=text_epochs, train_limit=train_limit)
+    with user_errors(FileNotFoundError):
+        split = load_p3(data, train_limit)
+    n = len(split.splits["train"].texts)
+    _announce({"text stage": SECONDS_PER_TEXT_EPOCH * n * text_epochs, "fusion model": 0.01 * n * epochs,
+               "embeddings and baselines": 60.0})
+    settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
+    with tempfile.TemporaryDirectory(prefix="diagnosis-bench-text-") as work:
+        report = run_p3(split, config, resolve_device(device), work,
+                        cache=EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite"), on_epoch=_progress)
+    emit_report([p3_table(report)], report, json_path)

@@ -145,22 +145,36 @@ def train(
     preprocessing: Annotated[Path | None, typer.Option(help="JSON file of image preprocessing options for this dataset.")] = None,
     batch_size: Annotated[int, typer.Option(min=2, help="Cases per optimisation step; on a GPU use 1024 or more for large stores.")] = 64,
     lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle AdamW); raise it with the batch size.")] = 2e-3,
+    image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
+    text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text-encoder fine-tuning (0: frozen embeddings).")] = 3,
+    augmentation: Annotated[Path | None, typer.Option(help='JSON file of image augmentation options, e.g. {"flip_axes": [0, 1]}.')] = None,
 ) -> None:
-    """Train on split=train, select on val, register a model version."""
+    """Train on split=train, select on val, register a model version.
+
+    Stages: the text encoder is fine-tuned on the training texts, the image network is trained supervised with
+    augmentation, then the fusion VAE and the diagnosis head are trained on top; every stage selects on val.
+    """
     settings = _settings(ctx)
     from flows.train import train_flow
 
-    options = None
-    if preprocessing is not None:
-        with user_errors(OSError, json.JSONDecodeError):
-            options = json.loads(preprocessing.read_text())
+    options = _json_file(preprocessing)
+    augment_options = _json_file(augmentation)
 
     with user_errors(ValueError, FileNotFoundError):  # bad data or settings: say what to fix
         version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
                              image_weights=str(image_weights) if image_weights else None,
                              text_model=str(text_model) if text_model else None, seed=seed, augment=augment,
-                             preprocessing=options, batch_size=batch_size, lr=lr)
+                             preprocessing=options, batch_size=batch_size, lr=lr, image_epochs=image_epochs,
+                             text_epochs=text_epochs, augmentation=augment_options)
     typer.echo(f"model version {version}")
+
+
+def _json_file(path: Path | None) -> dict | None:
+    """A JSON options file's content (None without a path); an unreadable file ends the command with its error."""
+    if path is None:
+        return None
+    with user_errors(OSError, json.JSONDecodeError):
+        return json.loads(path.read_text())
 
 
 class TaskRunner(str, Enum):

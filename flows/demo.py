@@ -18,20 +18,25 @@ __all__ = ["demo_flow"]
 logger = logging.getLogger("flows")
 
 
+DEMO_IMAGE_SIZE = 32  # px of the demo's 2D images: the model grid follows the source, and 32 keeps the demo quick
+DEMO_TEXT_EPOCHS = 1  # text fine-tuning epochs in the demo (train's default is 3; the generated notes are short)
+
+
 @task(retries=2, retry_delay_seconds=[1, 5])
 def generate_task(out_dir: str, cases: int, dims: int, seed: int) -> str:
     """Write the synthetic dataset's files and manifest."""
-    return str(generate_dataset(out_dir, SyntheticConfig(cases=cases, dims=dims, seed=seed)))
+    config = SyntheticConfig(cases=cases, dims=dims, seed=seed, image_size=DEMO_IMAGE_SIZE)
+    return str(generate_dataset(out_dir, config))
 
 
 @flow(name="demo")
 def demo_flow(db_url: str, home: str, cases: int = 600, dims: int = 2, epochs: int = 30, seed: int = 0,
               device: str = "auto") -> dict:
     """Run the whole pipeline on generated data and return the test metrics."""
-    out_dir = Path(home) / "demo-data" / f"{dims}d-{cases}-seed{seed}"
+    out_dir = Path(home) / "demo-data" / f"{dims}d-{cases}-seed{seed}-{DEMO_IMAGE_SIZE}px"
     manifest = generate_task(str(out_dir), cases, dims, seed)
     logger.info("generated %d cases under %s", cases, out_dir)
     ingest_flow(manifest, db_url, home=home)
-    version = train_flow(db_url, home, epochs=epochs, device=device, seed=seed)
+    version = train_flow(db_url, home, epochs=epochs, device=device, seed=seed, text_epochs=DEMO_TEXT_EPOCHS)
     diagnose_flow(db_url, home, model=str(version), device=device)
     return evaluate_flow(db_url, model=str(version), split="test")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from diagnosis.evaluation import classification_metrics
 from diagnosis.features import TextEncoderConfig
 from diagnosis.fusion import FusionConfig
 from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
+from diagnosis.training.image_stage import ImageStageConfig
+from diagnosis.training.text_stage import TextStage, TextStageConfig, finetune_text_encoder
 from flows.augment import SYNTHETIC_PREFIX
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
@@ -42,12 +46,33 @@ def load_labelled_cases(db_url: str, augment: bool = False) -> dict[str, list[db
     return splits
 
 
+def _log_epoch(record: dict) -> None:
+    """One log line per epoch of any stage."""
+    figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
+    logger.info("%s stage, epoch %d: train loss %.3f%s", record.get("stage", "fusion"), record["epoch"],
+                record["train_loss"], figures)
+
+
+@task(cache_policy=NO_CACHE)
+def text_stage_task(spec, splits: dict[str, list[db.CaseInput]], config: TrainConfig, out_dir: Path,  # noqa: ANN001
+                    device: str) -> TextStage | None:
+    """Fine-tune the text encoder on the labelled training texts (selected on val)."""
+    index = {name: i for i, name in enumerate(spec.label_names)}
+
+    def texts(cases: list[db.CaseInput]) -> tuple[list[str], list[int]]:
+        kept = [c for c in cases if c.text and c.text.strip()]
+        return [c.text for c in kept], [index.get(c.label, -1) for c in kept]  # type: ignore[misc]
+
+    (train_texts, train_labels), (val_texts, val_labels) = texts(splits["train"]), texts(splits.get("val", []))
+    return finetune_text_encoder(spec.text, train_texts, train_labels, len(spec.label_names), out_dir, config.text_stage,
+                                 val_texts=val_texts, val_labels=val_labels, seed=config.seed,
+                                 device=resolve_device(device), on_epoch=lambda r: _log_epoch({**r, "stage": "text"}))
+
+
 @task(cache_policy=NO_CACHE)
 def fit_task(spec, train: FeatureTable, val: FeatureTable | None, config: TrainConfig, device: str) -> FitResult:  # noqa: ANN001
-    """Train and select the model."""
-    return fit(spec, train, val, config, resolve_device(device),
-               on_epoch=lambda r: logger.info("epoch %d: train loss %.1f%s", r["epoch"], r["train_loss"],
-                                              f", val loss {r['val_loss']:.3f}" if "val_loss" in r else ""))
+    """Train the image stage and the fusion model, select on val."""
+    return fit(spec, train, val, config, resolve_device(device), on_epoch=_log_epoch)
 
 
 def table_metrics(model: DiagnosisModel, table: FeatureTable, device: str) -> dict:
@@ -63,19 +88,31 @@ CANDIDATE_REASON = "candidate: awaiting comparison with the current model"
 """Promotion reason recorded for a version trained with ``promote=False`` (not served until promoted)."""
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_dir: Path, db_url: str,
-                  promote: bool = True) -> int:
-    """Save the checkpoint, register the model version and record whether it becomes current."""
+def model_directory(models_dir: Path, fusion: str) -> tuple[str, Path]:
+    """A fresh model version's time stamp and checkpoint folder (``<stamp>-<fusion>-<id>``)."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return stamp, models_dir / f"{stamp}-{fusion}-{uuid.uuid4().hex[:6]}"
+
+
+def stage_summaries(result: FitResult, text: TextStage | None) -> dict:
+    """What each training stage did, for the model version's record."""
+    return {"text": text.summary() if text else None,
+            "image": result.image_stage.summary() if result.image_stage else None,
+            "fusion": {"best_epoch": result.best_epoch, "epochs": len(result.history), "seconds": round(result.seconds, 1)}}
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def register_task(result: FitResult, metrics: dict, config: TrainConfig, directory: Path, stamp: str, db_url: str,
+                  promote: bool = True, stages: dict | None = None) -> int:
+    """Save the checkpoint, register the model version and record whether it becomes current."""
     fusion = result.model.spec.fusion.fusion
-    directory = save_model(result.model, models_dir / f"{stamp}-{fusion}-{uuid.uuid4().hex[:6]}",
-                           extra={"train": config.to_dict(), "best_epoch": result.best_epoch, "metrics": metrics})
+    directory = save_model(result.model, directory, extra={"train": config.to_dict(), "best_epoch": result.best_epoch,
+                                                           "metrics": metrics, "stages": stages})
     with db.session_scope(db_url) as session:
         version = db.register_model_version(
             session, name=f"{fusion}-{stamp}", fusion=fusion,
             config={"spec": result.model.spec.to_dict(), "train": config.to_dict(), "best_epoch": result.best_epoch,
-                    "train_seconds": round(result.seconds, 1), "history": result.history},
+                    "train_seconds": round(result.seconds, 1), "history": result.history, "stages": stages},
             label_names=list(result.model.spec.label_names), metrics=metrics, checkpoint_path=str(directory),
         )
         db.record_promotion(session, candidate_id=version, promoted=promote,
@@ -87,7 +124,9 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, models_
 def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, device: str = "auto",
                image_weights: str | None = None, text_model: str | None = None, seed: int = 0,
                augment: bool = False, preprocessing: dict | None = None, promote: bool = True,
-               batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr) -> int:
+               batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr,
+               image_epochs: int = ImageStageConfig.epochs, text_epochs: int = TextStageConfig.epochs,
+               augmentation: dict | None = None) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -105,6 +144,9 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
             until a promotion decision promotes it (see ``flows.retrain``).
         batch_size: Cases per optimisation step (on a GPU, large batches are what make it pay: see the README).
         lr: Peak AdamW learning rate of the one-cycle schedule.
+        image_epochs: Epochs of the supervised image stage (0: the image network trains inside the fusion model).
+        text_epochs: Epochs of text fine-tuning (0: frozen text embeddings).
+        augmentation: Image augmentation options (see ``ImageAugmentation``), e.g. ``{"flip_axes": [0]}``.
 
     Returns:
         The new model version id.
@@ -112,14 +154,25 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
     home_path = Path(home)
     with recorded_run(db_url, "train") as run:
         splits = load_labelled_cases(db_url, augment)
-        encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path / "cache",
-                               device=str(resolve_device(device)))
+        cache, on = home_path / "cache", str(resolve_device(device))
+        encoder = text_encoder(TextEncoderConfig(model_path=text_model), cache, device=on)
         spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder, image_options=preprocessing)
-        tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
-        config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr)
-        result = fit_task(spec, tables["train"], tables.get("val"), config, device)
-        metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
-        run.model_version_id = register_task(result, metrics, config, home_path / "models", db_url, promote)
+        image_stage = ImageStageConfig(epochs=image_epochs, **({"augmentation": augmentation} if augmentation else {}))
+        config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr,
+                             image_stage=image_stage, text_stage=TextStageConfig(epochs=text_epochs))
+        stamp, directory = model_directory(home_path / "models", fusion)
+        try:
+            text = text_stage_task(spec, splits, config, directory / "text-encoder", device) if spec.text else None
+            if text is not None:  # the fine-tuned encoder embeds every split, and diagnosis later
+                spec, encoder = replace(spec, text=text.encoder), text_encoder(text.encoder, cache, device=on)
+            tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
+            result = fit_task(spec, tables["train"], tables.get("val"), config, device)
+            metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
+            run.model_version_id = register_task(result, metrics, config, directory, stamp, db_url, promote,
+                                                 stage_summaries(result, text))
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)  # no half-written model folder (a fine-tuned encoder) left
+            raise
         run.add(train=len(splits["train"]), synthetic=sum(c.case_key.startswith(SYNTHETIC_PREFIX) for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
         logger.info("registered model version %d (val accuracy %.3f)", run.model_version_id,
                     metrics.get("val", {}).get("accuracy", np.nan))

@@ -1,6 +1,11 @@
 """Benchmark P1: one model per fusion variant on the paired PneumoniaMNIST × Symptom2Disease data, four test modes.
 
 Selection (epoch, temperature, decision threshold) uses the validation split only; the test split is scored once.
+The supervised image stage is trained once and shared by every fusion variant; its classifier alone is the ``cnn``
+row (image mode only), so the report shows what fusion adds to the same image encoder.
+
+The decision threshold maximises the balanced accuracy (Youden's J) on val: unlike the accuracy-maximising one it
+does not depend on the validation prevalence, which differs from test's here (74 % against 62.5 % pneumonia).
 """
 
 from __future__ import annotations
@@ -16,31 +21,48 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from diagnosis.benchmarks.baselines import BASELINES, fit_baseline, predict_baseline
 from diagnosis.benchmarks.p1_data import P1Data, P1Split
-from diagnosis.classify import ModelSpec, predict
+from diagnosis.classify import ModelSpec, class_prevalence, predict, shift_prior
 from diagnosis.evaluation import expected_calibration_error
 from diagnosis.features import ImagePreprocessing, TextEncoder, preprocess_image
 from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
 from diagnosis.training import FeatureTable, TrainConfig, fit
+from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
+from diagnosis.training.text_stage import TextStageConfig
 
-__all__ = ["LABELS", "MODES", "mode_view", "score_modes", "P1Config", "binary_metrics", "choose_threshold", "p1_tables", "run_p1"]
+__all__ = ["CNN", "LABELS", "MODES", "P1Config", "binary_metrics", "choose_threshold", "estimate_seconds", "limit_train",
+           "mode_view", "p1_tables", "prevalence_report", "run_p1", "score_modes"]
 
 logger = logging.getLogger(__name__)
 
 LABELS = ("normal", "pneumonia")
 MODES = ("image", "text", "fused", "fused_missing50")
-
+CNN = "cnn"  # the row of the supervised image encoder alone
+# Seconds per training sample and epoch on this project's 2-core CPU (32-px grid), for the estimate printed up front.
+SECONDS_PER_SAMPLE_EPOCH = {"image": 1.5e-3, "poe": 2.2e-3, "moe": 3.0e-3, "mopoe": 4.5e-3, "concat": 2.6e-3,
+                            "late": 3.5e-3, "attention": 3.5e-3, "mmae": 5.0e-3}
+SECONDS_PER_TEXT_EPOCH = 0.045  # text fine-tuning, per distinct training text and epoch
 
 @dataclass(frozen=True)
 class P1Config:
     """Benchmark settings (recorded in the JSON output)."""
 
-    fusions: tuple[str, ...] = FUSIONS + BASELINES  # fusion variants and non-VAE baselines to train and score
-    epochs: int = 30  # maximum epochs per model (selection on val)
-    batch_size: int = 128  # cases per step
-    image_size: int = 32  # 28 px images are resized onto this grid
+    fusions: tuple[str, ...] = (CNN, "poe")  # rows to train: "cnn", fusion variants (FUSIONS), baselines (BASELINES)
+    epochs: int = 30  # maximum epochs per fusion model (selection on val)
+    batch_size: int = 128  # cases per step of the fusion models
+    image_size: int = 32  # 28 px images are resized onto this grid (the product's default grid for 28 px)
+    image_epochs: int = ImageStageConfig.epochs  # supervised image stage (0: none; the image net trains in the VAE)
+    text_epochs: int = TextStageConfig.epochs  # text fine-tuning before the tables are built (0: frozen embeddings)
     train_limit: int | None = None  # train on a seeded random subset of N cases (smoke tests); the file is class-ordered
     seed: int = 0  # model initialisation and shuffling
+    prior: float | None = None  # deployment prevalence of pneumonia: test probabilities shifted from val's to it
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fusions) - {CNN, *FUSIONS, *BASELINES}
+        if unknown:
+            raise ValueError(f"unknown P1 row(s) {sorted(unknown)}; choose from {CNN}, {', '.join(FUSIONS + BASELINES)}")
+        if self.prior is not None and not 0 < self.prior < 1:
+            raise ValueError(f"prior must be a prevalence strictly between 0 and 1, got {self.prior}")
 
 
 def _table(split: P1Split, encoder: TextEncoder, image: ImagePreprocessing) -> FeatureTable:
@@ -53,14 +75,40 @@ def _table(split: P1Split, encoder: TextEncoder, image: ImagePreprocessing) -> F
     )
 
 
+def limit_train(data: P1Data, train_limit: int | None) -> P1Data:
+    """The data with its train split cut to a ``default_rng(0)`` random subset of ``train_limit`` cases (None: all)."""
+    s = data.splits["train"]
+    if train_limit is None or train_limit >= len(s.labels):
+        return data
+    keep = np.sort(np.random.default_rng(0).choice(len(s.labels), train_limit, replace=False))
+    return P1Data({**data.splits, "train": P1Split(s.images[keep], s.labels[keep], [s.texts[i] for i in keep])}, data.pools)
+
+
 def p1_tables(data: P1Data, encoder: TextEncoder, image: ImagePreprocessing, train_limit: int | None = None) -> dict[str, FeatureTable]:
-    """Feature tables of the three splits (train optionally a ``default_rng(0)`` random subset of ``train_limit``)."""
-    splits = dict(data.splits)
-    if train_limit is not None and train_limit < len(splits["train"].labels):
-        s = splits["train"]
-        keep = np.sort(np.random.default_rng(0).choice(len(s.labels), train_limit, replace=False))
-        splits["train"] = P1Split(s.images[keep], s.labels[keep], [s.texts[i] for i in keep])
-    return {name: _table(split, encoder, image) for name, split in splits.items()}
+    """Feature tables of the three splits (train optionally cut by :func:`limit_train`)."""
+    return {name: _table(split, encoder, image) for name, split in limit_train(data, train_limit).splits.items()}
+
+
+def estimate_seconds(config: P1Config, n_train: int, distinct_texts: int) -> dict[str, float]:
+    """Upper-bound seconds per part of a run (every epoch run; early stopping ends sooner), from measured rates."""
+    area = (config.image_size / 32) ** 2
+    parts = {"text stage": SECONDS_PER_TEXT_EPOCH * distinct_texts * config.text_epochs}
+    if any(f != CNN and f not in BASELINES for f in config.fusions) or CNN in config.fusions:
+        parts["image stage"] = SECONDS_PER_SAMPLE_EPOCH["image"] * area * n_train * config.image_epochs
+    for fusion in config.fusions:
+        if fusion != CNN:
+            parts[fusion] = SECONDS_PER_SAMPLE_EPOCH[fusion] * n_train * config.epochs
+    return parts
+
+
+def prevalence_report(tables: dict[str, FeatureTable]) -> dict:
+    """Share of pneumonia per split, and a note when val's and test's differ by more than 5 points."""
+    shares = {s: float(class_prevalence(t.labels, len(LABELS))[1]) for s, t in tables.items()}
+    gap = abs(shares.get("val", 0.0) - shares.get("test", 0.0))
+    note = (f"val and test prevalence differ (pneumonia {shares['val']:.1%} vs {shares['test']:.1%}): probabilities "
+            "are calibrated at val's; thresholds maximise balanced accuracy, which does not depend on it; "
+            "--prior P shifts test probabilities to a known deployment prevalence") if gap > 0.05 else None
+    return {"pneumonia_share": shares, "note": note}
 
 
 def mode_view(table: FeatureTable, mode: str) -> FeatureTable:
@@ -77,10 +125,17 @@ def mode_view(table: FeatureTable, mode: str) -> FeatureTable:
 
 
 def choose_threshold(labels: np.ndarray, p_positive: np.ndarray) -> float:
-    """The decision threshold on P(pneumonia) that maximises validation accuracy."""
+    """The decision threshold on P(pneumonia) that maximises validation balanced accuracy (mean recall per class).
+
+    Ties go to the lowest such threshold. Balanced accuracy weighs both classes alike whatever their shares, so the
+    threshold carries to a test or deployment set with another prevalence.
+    """
     candidates = np.unique(np.concatenate([p_positive, [0.5]]))
-    accuracy = [((p_positive >= t).astype(int) == labels).mean() for t in candidates]
-    return float(candidates[int(np.argmax(accuracy))])
+    positive, negative = labels == 1, labels == 0
+    predicted = p_positive[None, :] >= candidates[:, None]  # (T, N)
+    recall_pos = predicted[:, positive].mean(1) if positive.any() else np.zeros(len(candidates))
+    recall_neg = (~predicted[:, negative]).mean(1) if negative.any() else np.zeros(len(candidates))
+    return float(candidates[int(np.argmax(recall_pos + recall_neg))])
 
 
 def binary_metrics(labels: np.ndarray, p_positive: np.ndarray, threshold: float) -> dict:
@@ -96,50 +151,88 @@ def binary_metrics(labels: np.ndarray, p_positive: np.ndarray, threshold: float)
     }
 
 
+def _shift_binary(p_positive: np.ndarray, source: float, target: float) -> np.ndarray:
+    """P(pneumonia) calibrated at prevalence ``source`` moved to ``target`` (also maps a threshold)."""
+    both = np.stack([1 - np.asarray(p_positive, dtype=np.float64), np.asarray(p_positive, dtype=np.float64)], 1)
+    return shift_prior(both, np.array([1 - source, source]), np.array([1 - target, target]))[:, 1]
+
+
 def score_modes(
-    probabilities: Callable[[FeatureTable], np.ndarray], tables: dict[str, FeatureTable], modes: Sequence[str] = MODES
+    probabilities: Callable[[FeatureTable], np.ndarray], tables: dict[str, FeatureTable], modes: Sequence[str] = MODES,
+    prior: float | None = None,
 ) -> dict[str, dict]:
-    """Test metrics per mode; each threshold is chosen on val in the same mode (``fused`` for missing50)."""
+    """Test metrics per mode, with the val ECE; each threshold is chosen on val in the same mode (``fused`` for
+    missing50). With ``prior``, test probabilities (and the threshold with them) move from val's prevalence to it."""
     out = {}
+    val_share = float(class_prevalence(tables["val"].labels, len(LABELS))[1])
     for mode in modes:
         val_mode = "fused" if mode == "fused_missing50" else mode
-        threshold = choose_threshold(tables["val"].labels, probabilities(mode_view(tables["val"], val_mode))[:, 1])
-        out[mode] = binary_metrics(tables["test"].labels, probabilities(mode_view(tables["test"], mode))[:, 1], threshold)
+        val_p = probabilities(mode_view(tables["val"], val_mode))[:, 1]
+        threshold = choose_threshold(tables["val"].labels, val_p)
+        test_p = probabilities(mode_view(tables["test"], mode))[:, 1]
+        if prior is not None:
+            test_p, threshold = _shift_binary(test_p, val_share, prior), float(_shift_binary(np.array([threshold]), val_share, prior)[0])
+        out[mode] = binary_metrics(tables["test"].labels, test_p, threshold)
+        out[mode]["val_ece"] = expected_calibration_error(val_p, tables["val"].labels.astype(float), bins=15)
     return out
+
+
+def _image_stage(tables: dict[str, FeatureTable], config: P1Config, device: torch.device,
+                 on_epoch: Callable[[str, dict], None] | None) -> ImageStage | None:
+    """The supervised image stage, trained once for every row that uses it."""
+    image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
+    stage_config = ImageStageConfig(epochs=config.image_epochs)
+    return train_image_encoder(image, len(LABELS), tables["train"], tables["val"], stage_config, seed=config.seed,
+                               device=device, on_epoch=(lambda r: on_epoch("image stage", r)) if on_epoch else None)
 
 
 def run_p1(
     tables: dict[str, FeatureTable], config: P1Config, device: torch.device,
     fusions: Sequence[str] | None = None, on_epoch: Callable[[str, dict], None] | None = None,
 ) -> dict:
-    """Train and score every fusion variant.
+    """Train and score every row of ``config.fusions`` (or ``fusions``).
 
     Returns:
-        ``{"config": ..., "results": {fusion: {"seconds", "epochs", "best_epoch", "modes": {mode: metrics}}}}``.
+        ``{"config", "prevalence", "image_stage", "results": {row: {"seconds", "epochs", "best_epoch", "modes":
+        {mode: metrics}}}}``; the ``cnn`` row has the image mode only.
     """
     image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
     modalities = ModalitySpec(image=image, vectors={"text": tables["train"].inputs["text"].shape[1]})
+    rows = tuple(fusions or config.fusions)
+    stage = _image_stage(tables, config, device, on_epoch) if any(f not in BASELINES for f in rows) else None
     results = {}
-    for fusion in fusions or config.fusions:
+    for fusion in rows:
+        if fusion == CNN:
+            if stage is None:
+                raise ValueError("the cnn row needs the image stage: set image_epochs above 0")
+            classifier = stage.classifier
+            results[fusion] = {"seconds": round(stage.seconds, 1), "kind": "image encoder", "epochs": len(stage.history),
+                               "best_epoch": stage.best_epoch, "seconds_per_epoch": round(stage.seconds / max(len(stage.history), 1), 2),
+                               "modes": score_modes(lambda t: classifier.probabilities(t.inputs["image"], device), tables,
+                                                    modes=("image",), prior=config.prior)}  # fmt: skip
+            continue
         if fusion in BASELINES:
             started = time.perf_counter()
             baseline = fit_baseline(fusion, modalities, len(LABELS), tables["train"], tables["val"], config.epochs,
                                     config.batch_size, seed=config.seed, device=device)
             results[fusion] = {"seconds": round(time.perf_counter() - started, 1), "kind": "baseline",
-                               "modes": score_modes(lambda t, b=baseline: predict_baseline(b, t, device), tables)}
+                               "modes": score_modes(lambda t, b=baseline: predict_baseline(b, t, device), tables, prior=config.prior)}
             results[fusion]["seconds_per_epoch"] = None
             continue
         spec = ModelSpec(LABELS, modalities, FusionConfig(fusion=fusion))
-        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8)
+        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8,
+                                   image_stage=ImageStageConfig(epochs=config.image_epochs))
         started = time.perf_counter()
-        result = fit(spec, tables["train"], tables["val"], train_config, device,
+        result = fit(spec, tables["train"], tables["val"], train_config, device, image_stage=stage,
                      on_epoch=(lambda r, f=fusion: on_epoch(f, r)) if on_epoch else None)
         results[fusion] = {
             "seconds": round(time.perf_counter() - started, 1),
             "epochs": len(result.history),
             "best_epoch": result.best_epoch,
             "seconds_per_epoch": round(result.seconds / max(len(result.history), 1), 2),
-            "modes": score_modes(lambda t, m=result.model: predict(m, t, device, samples=1).probabilities, tables),
+            "modes": score_modes(lambda t, m=result.model: predict(m, t, device, samples=1).probabilities, tables,
+                                 prior=config.prior),
         }
         logger.info("P1 %s: fused AUC %.4f", fusion, results[fusion]["modes"]["fused"]["auc"])
-    return {"config": asdict(config), "results": results}
+    return {"config": asdict(config), "prevalence": prevalence_report(tables),
+            "image_stage": stage.summary() if stage else None, "results": results}

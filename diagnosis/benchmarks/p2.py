@@ -19,6 +19,7 @@ from diagnosis.classify import ModelSpec, predict
 from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import FeatureTable, TrainConfig, fit, rebalance_head
+from diagnosis.training.image_stage import ImageStageConfig
 
 __all__ = ["P2_WAYS", "p2_data", "run_p2"]
 
@@ -47,7 +48,8 @@ def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.devi
     results: dict[str, dict] = {}
     for weighted in (False, True):
         started = time.perf_counter()
-        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, class_weights=weighted)
+        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, class_weights=weighted,
+                                   image_stage=ImageStageConfig(epochs=config.image_epochs))
         model = fit(spec, tables["train"], tables["val"], train_config, device).model
         way = "class_weights" if weighted else "plain"
         results[way] = {**_fused_metrics(model, tables, device), "seconds": round(time.perf_counter() - started, 1)}

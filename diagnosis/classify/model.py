@@ -12,6 +12,7 @@ from torch import nn
 from diagnosis.features.image import ImagePreprocessing
 from diagnosis.features.text import TextEncoderConfig
 from diagnosis.fusion import FusionConfig, ModalitySpec, VAEOutput, build_fusion
+from diagnosis.fusion.config import LEGACY_IMAGE_NETWORK
 
 __all__ = ["DiagnosisModel", "ModelSpec"]
 
@@ -40,7 +41,7 @@ class ModelSpec:
         return cls(
             label_names=tuple(data["label_names"]),
             modalities=ModalitySpec(image=image, vectors=dict(modalities.get("vectors", {}))),
-            fusion=FusionConfig(**data["fusion"]),
+            fusion=FusionConfig(**{**LEGACY_IMAGE_NETWORK, **data["fusion"]}),
             text=TextEncoderConfig(**data["text"]) if data.get("text") else None,
             conformal_coverage=float(data.get("conformal_coverage", 0.9)),
         )

@@ -1,7 +1,8 @@
 """Image features: preprocessing to the model's input grid and a MONAI CNN feature network.
 
-No pretrained medical weights are available offline, so the network trains with the fusion model; user-supplied
-weights (a ``.safetensors`` or ``.pt`` state dict) can initialise it instead.
+No pretrained medical weights are available offline, so the network is trained supervised on the labelled training
+images first (``diagnosis.training.image_stage``); user-supplied weights (a ``.safetensors`` or ``.pt`` state dict)
+can initialise it instead.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class ImageFeatureNet(nn.Module):
         preprocessing: Gives the input shape.
         feature_dim: Output size.
         channels: Channels per stage; each stage halves the grid.
+        res_units: Residual units per stage.
 
     Examples:
         >>> net = ImageFeatureNet(ImagePreprocessing(spatial_dims=2, size=32), feature_dim=64)
@@ -148,7 +150,8 @@ class ImageFeatureNet(nn.Module):
         torch.Size([4, 64])
     """
 
-    def __init__(self, preprocessing: ImagePreprocessing, feature_dim: int = 128, channels: tuple[int, ...] = (16, 32, 64)) -> None:
+    def __init__(self, preprocessing: ImagePreprocessing, feature_dim: int = 128, channels: tuple[int, ...] = (32, 64, 128),
+                 res_units: int = 2) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         self.net = Regressor(
@@ -156,7 +159,7 @@ class ImageFeatureNet(nn.Module):
             out_shape=(feature_dim,),
             channels=channels,
             strides=(2,) * len(channels),
-            num_res_units=1,
+            num_res_units=res_units,
             norm="BATCH",
         )
         self.act = nn.SiLU()

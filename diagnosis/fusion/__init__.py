@@ -37,5 +37,6 @@ def build_fusion(spec: ModalitySpec, config: FusionConfig) -> MultimodalVAE:
     """Build the fusion model named by ``config.fusion`` with networks for every modality in ``spec``."""
     variant = _VARIANTS[config.fusion]
     experts = issubclass(variant, ExpertFusionVAE)
-    encoders, decoders = build_networks(spec, config.latent_dim, config.feature_dim, experts=experts)
+    encoders, decoders = build_networks(spec, config.latent_dim, config.feature_dim, experts=experts,
+                                        image_channels=config.image_channels, image_res_units=config.image_res_units)
     return variant(encoders, decoders, config)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["FusionConfig", "FUSIONS"]
+__all__ = ["FusionConfig", "FUSIONS", "LEGACY_IMAGE_NETWORK"]
 
 FUSIONS = ("poe", "moe", "mopoe", "concat")  # fusion variants available to ``diagnosis train --fusion``
+LEGACY_IMAGE_NETWORK = {"image_channels": (16, 32, 64), "image_res_units": 1}  # checkpoints saved before these fields
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,13 @@ class FusionConfig:
     # per-modality Gaussian likelihood scale: smaller sigma = that modality's reconstruction weighs more
     classifier_weight: float = 200.0  # weight of the diagnosis cross-entropy against the ELBO
     modality_dropout: float = 0.2  # chance of hiding one modality of a complete case in the joint term
+    image_channels: tuple[int, ...] = (32, 64, 128)  # image feature network: channels per stage (each halves the grid)
+    image_res_units: int = 2  # image feature network: residual units per stage
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        object.__setattr__(self, "image_channels", tuple(int(c) for c in self.image_channels))  # JSON gives a list
 
     def to_dict(self) -> dict:
         """JSON-ready form."""

@@ -86,7 +86,8 @@ class ImageDecoder(nn.Module):
 
 
 def build_networks(
-    spec: ModalitySpec, latent_dim: int, feature_dim: int, experts: bool = True
+    spec: ModalitySpec, latent_dim: int, feature_dim: int, experts: bool = True,
+    image_channels: tuple[int, ...] = (32, 64, 128), image_res_units: int = 2,
 ) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
     """Encoders and decoders for every modality in ``spec``, keyed by modality name.
 
@@ -95,11 +96,13 @@ def build_networks(
         latent_dim: Latent size.
         feature_dim: Feature size of each encoder's backbone.
         experts: True: encoders are Gaussian experts; False: plain feature networks (early fusion).
+        image_channels: Channels per stage of the image feature network.
+        image_res_units: Residual units per stage of the image feature network.
     """
     backbones: dict[str, nn.Module] = {}
     decoders: dict[str, nn.Module] = {}
     if spec.image is not None:
-        backbones["image"] = ImageFeatureNet(spec.image, feature_dim)
+        backbones["image"] = ImageFeatureNet(spec.image, feature_dim, image_channels, image_res_units)
         decoders["image"] = ImageDecoder(spec.image, latent_dim)
     for name, size in spec.vectors.items():
         backbones[name] = VectorFeatureNet(size, feature_dim)

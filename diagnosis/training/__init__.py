@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from diagnosis.training.checkpoint import load_model, save_model
 from diagnosis.training.data import CaseLike, FeatureTable, build_features
-from diagnosis.training.plan import plan_model
+from diagnosis.training.plan import grid_size, plan_model
 from diagnosis.training.rebalance import rebalance_head, subset_latents
 from diagnosis.training.trainer import FitResult, TrainConfig, calibrate, fit, inverse_frequency
 
@@ -18,6 +18,7 @@ __all__ = [
     "fit",
     "inverse_frequency",
     "load_model",
+    "grid_size",
     "plan_model",
     "rebalance_head",
     "save_model",

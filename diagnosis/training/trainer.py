@@ -15,10 +15,13 @@ import torch.nn.functional as F
 from diagnosis.classify.model import DiagnosisModel, ModelSpec
 from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.device import amp_dtype
-from diagnosis.features.image import load_backbone_weights
+from diagnosis.features.augment import ImageAugmenter
+from diagnosis.features.image import ImageFeatureNet, load_backbone_weights
 from diagnosis.training.data import FeatureTable
+from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
+from diagnosis.training.text_stage import TextStageConfig
 
-__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "inverse_frequency", "mask_modalities"]
+__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "image_backbone", "inverse_frequency", "mask_modalities"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,15 @@ class TrainConfig:
     image_weights: str | None = None  # optional user-supplied weights for the image feature network
     class_weights: bool = False  # weight the diagnosis loss by inverse training-class frequency
     amp: bool | None = None  # mixed precision; None: bfloat16 autocast on CUDA devices that support it, else off
+    image_stage: ImageStageConfig = field(default_factory=ImageStageConfig)  # supervised image encoder, trained first
+    text_stage: TextStageConfig = field(default_factory=TextStageConfig)  # text fine-tuning (run by the caller, which
+    # builds the text features with the fine-tuned encoder before ``fit``)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_stage, dict):  # from JSON
+            object.__setattr__(self, "image_stage", ImageStageConfig(**self.image_stage))
+        if isinstance(self.text_stage, dict):
+            object.__setattr__(self, "text_stage", TextStageConfig(**self.text_stage))
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -50,6 +62,7 @@ class FitResult:
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    image_stage: ImageStage | None = None  # the supervised image encoder the fusion model started from
 
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]  # inputs, masks, labels
@@ -180,6 +193,36 @@ def _fit_class_latents(model: DiagnosisModel, table: FeatureTable, device: torch
         model.class_mean[c], model.class_logvar[c] = mean, var.clamp(min=1e-6).log()
 
 
+def image_backbone(model: DiagnosisModel) -> ImageFeatureNet | None:
+    """The image feature network inside the model's fusion VAE (experts wrap it as ``backbone``), if any."""
+    if "image" not in model.vae.encoders:
+        return None
+    encoder = model.vae.encoders["image"]
+    return getattr(encoder, "backbone", encoder)
+
+
+def _image_stage(spec: ModelSpec, train: FeatureTable, val: FeatureTable | None, config: TrainConfig,
+                 weights: torch.Tensor | None, device: torch.device,
+                 on_epoch: Callable[[dict[str, float]], None] | None) -> ImageStage | None:
+    """Stage 1: the supervised image encoder (None without an image modality or labelled images)."""
+    if spec.modalities.image is None:
+        return None
+    return train_image_encoder(
+        spec.modalities.image, len(spec.label_names), train, val, config.image_stage,
+        feature_dim=spec.fusion.feature_dim, channels=spec.fusion.image_channels, res_units=spec.fusion.image_res_units,
+        weights=config.image_weights, class_weights=weights, seed=config.seed, device=device,
+        on_epoch=(lambda r: on_epoch({**r, "stage": "image"})) if on_epoch else None,
+    )
+
+
+def _fusion_augmenter(spec: ModelSpec, config: TrainConfig, staged: bool) -> ImageAugmenter | None:
+    """The image augmentation of the fusion stage (after an image stage, when ``augment_fusion`` is on)."""
+    image, stage = spec.modalities.image, config.image_stage
+    if image is None or not staged or not stage.augment_fusion or not stage.augmentation.enabled:
+        return None
+    return ImageAugmenter(stage.augmentation, image.spatial_dims, image.size, seed=config.seed + 1)
+
+
 def fit(
     spec: ModelSpec,
     train: FeatureTable,
@@ -187,8 +230,12 @@ def fit(
     config: TrainConfig = TrainConfig(),
     device: torch.device | str = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    image_stage: ImageStage | None = None,
 ) -> FitResult:
-    """Train a model and keep the epoch with the lowest validation loss.
+    """Train a model in two stages and keep the fusion epoch with the lowest validation loss.
+
+    Stage 1 trains the image feature network supervised, with augmentation (:mod:`diagnosis.training.image_stage`).
+    Stage 2 trains the fusion VAE and the diagnosis head on top of it, the image network frozen by default.
 
     Args:
         spec: Model description (labels, modalities, fusion).
@@ -196,7 +243,9 @@ def fit(
         val: Validation rows for model selection and temperature calibration (None: keep the last epoch).
         config: Optimisation settings.
         device: Where to train.
-        on_epoch: Called with each epoch's metrics (progress reporting).
+        on_epoch: Called with each epoch's metrics (progress reporting); ``stage`` says ``image`` or ``fusion``.
+        image_stage: An image stage already trained for this spec (several fusion variants can share one); None
+            trains it here when the spec has an image modality.
 
     Returns:
         The selected, calibrated model in eval mode.
@@ -208,35 +257,47 @@ def fit(
     labelled = int((train.labels >= 0).sum())
     if labelled == 0:
         raise ValueError("the training split has no labelled case; label cases with split=train first")
+    weights = inverse_frequency(train.labels, len(spec.label_names)).to(device) if config.class_weights else None
+    if image_stage is None:
+        image_stage = _image_stage(spec, train, val, config, weights, device, on_epoch)
+    started = time.perf_counter()  # FitResult.seconds: the fusion stage (the image stage keeps its own)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device).manual_seed(config.seed)  # modality masking, drawn on the training device
     model = DiagnosisModel(spec).to(device)
-    if config.image_weights and "image" in model.vae.encoders:
-        image = model.vae.encoders["image"]
-        load_backbone_weights(getattr(image, "backbone", image).net, config.image_weights)  # experts wrap the net
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+    backbone, frozen = image_backbone(model), []
+    if backbone is not None and image_stage is not None:
+        backbone.load_state_dict(image_stage.classifier.backbone.state_dict())
+        if config.image_stage.freeze:
+            frozen.append(backbone.requires_grad_(False))
+    elif backbone is not None and config.image_weights:
+        load_backbone_weights(backbone.net, config.image_weights)
+    augment = _fusion_augmenter(spec, config, image_stage is not None)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda" or None)  # one kernel per step on a GPU
     steps = config.epochs * max(1, -(-len(train) // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(config.seed)
-    weights = inverse_frequency(train.labels, len(spec.label_names)).to(device) if config.class_weights else None
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     batches, dtype = _Batches(train, device), amp_dtype(device, config.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # float16 needs loss scaling
-    started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
+        for module in frozen:  # a frozen network keeps its batch-norm statistics
+            module.eval()
         warm = spec.fusion.kl_warmup_epochs
         beta = spec.fusion.beta * min(1.0, epoch / warm) if warm > 0 else spec.fusion.beta
         total, steps_run = 0.0, 0
         for inputs, masks, targets in batches.epoch(rng.permutation(len(train)), config.batch_size):
             masks = mask_modalities(masks, spec.fusion.modality_dropout, generator)
+            if augment is not None:
+                inputs = {**inputs, "image": augment(inputs["image"])}
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out = model.objective(inputs, masks, targets, beta, weights)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
             scaler.unscale_(optimiser)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             scaler.step(optimiser)
             scaler.update()
             schedule.step()
@@ -248,7 +309,7 @@ def fit(
                 best, best_loss, best_epoch = copy.deepcopy(model.state_dict()), record["val_loss"], epoch
         history.append(record)
         if on_epoch is not None:
-            on_epoch(record)
+            on_epoch({**record, "stage": "fusion"})
         if val is not None and epoch - best_epoch >= config.patience and best is not None:
             logger.info("early stop at epoch %d (best %d)", epoch, best_epoch)
             break
@@ -259,4 +320,5 @@ def fit(
     if val is not None and len(val):
         calibrate(model, val, device)
     _fit_class_latents(model, train, device)
-    return FitResult(model=model.eval(), best_epoch=best_epoch, history=history, seconds=time.perf_counter() - started)
+    return FitResult(model=model.eval(), best_epoch=best_epoch, history=history, seconds=time.perf_counter() - started,
+                     image_stage=image_stage)

@@ -43,7 +43,7 @@ def test_baselines_train_and_predict(kind: str) -> None:
     train, val = _table(160, 0), _table(60, 1)
     loss = Baseline(kind, SPEC, 2).loss(*train.batch(slice(0, 32), torch.device("cpu")))
     loss.backward()
-    model = fit_baseline(kind, SPEC, 2, train, val, epochs=4, batch_size=32, patience=4)
+    model = fit_baseline(kind, SPEC, 2, train, val, epochs=10, batch_size=32, patience=10)  # the wider image net needs more steps
     probs = predict_baseline(model, val)
     assert probs.shape == (60, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
     assert (probs.argmax(1) == val.labels).mean() > 0.8

@@ -95,7 +95,7 @@ def test_reconstruct_writes_the_views_the_dashboard_shows(home: Path, mixed_mani
     assert record["model_version_id"] == 1 and len(record["nearest_texts"]) == 3
     assert Settings(home=home).views_file(1, "H-png").is_file()
     for name in ("reconstruction", "image_from_text"):
-        assert load_image(record[name]).array.shape == (1, 32, 32)  # back on the model grid
+        assert load_image(record[name]).array.shape == (1, 64, 64)  # back on the model grid (64-px generated images)
     text_only = json.loads(run(home, "reconstruct", "H-text", "--model", "1"))
     assert text_only["reconstruction"] is None and text_only["image_from_text"] and text_only["nearest_texts"] == []
     missing = runner.invoke(app, ["--home", str(home), "reconstruct", "nope"])

@@ -1,0 +1,39 @@
+"""Prior-shift correction: probabilities calibrated at one class prevalence, re-weighted for another.
+
+A model calibrated on validation data reports probabilities at the validation prevalence. Where a user knows the
+deployment prevalence (a clinic with more normal cases than the training hospital, say), Bayes' rule moves each
+probability there without retraining: ``p'(c | x) ∝ p(c | x) · π'(c) / π(c)`` (Saerens et al. 2002). The map is
+monotone in each class's odds, so a decision threshold moves with it and the decisions stay those chosen on val.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["class_prevalence", "shift_prior"]
+
+
+def class_prevalence(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(C,)`` share of each class among the labelled rows (``labels >= 0``)."""
+    counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def shift_prior(probabilities: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Re-weight ``(N, C)`` probabilities calibrated at prevalence ``source`` for prevalence ``target``.
+
+    Raises:
+        ValueError: A prevalence is not a distribution over the ``C`` classes, or a class has source prevalence 0.
+
+    Examples:
+        >>> shift_prior(np.array([[0.5, 0.5]]), np.array([0.5, 0.5]), np.array([0.8, 0.2])).round(2)
+        array([[0.8, 0.2]])
+    """
+    source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    for name, prior in (("source", source), ("target", target)):
+        if prior.shape != (probabilities.shape[1],) or (prior < 0).any() or not np.isclose(prior.sum(), 1.0):
+            raise ValueError(f"{name} prevalence must be {probabilities.shape[1]} non-negative shares summing to 1")
+    if (source <= 0).any():
+        raise ValueError("every class needs a positive source prevalence")
+    weighted = probabilities * (target / source)
+    return weighted / weighted.sum(1, keepdims=True).clip(min=1e-300)

@@ -1,0 +1,28 @@
+"""What every training stage reports: the epoch it kept, its per-epoch figures and how long it took."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["StageResult"]
+
+
+@dataclass
+class StageResult:
+    """A finished training stage.
+
+    Attributes:
+        best_epoch: The epoch kept (selected on val), 1-based.
+        history: One record per epoch (``epoch``, ``train_loss``, ``val_loss`` and/or ``val_accuracy``).
+        seconds: Wall time of the stage.
+    """
+
+    best_epoch: int
+    history: list[dict[str, float]]
+    seconds: float
+
+    def summary(self) -> dict:
+        """JSON-ready figures for the model version's record (the kept epoch's validation figures)."""
+        best = self.history[self.best_epoch - 1] if self.best_epoch else {}
+        return {"best_epoch": self.best_epoch, "epochs": len(self.history), "seconds": round(self.seconds, 1),
+                **{k: best[k] for k in ("val_loss", "val_accuracy") if k in best}}
