@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OTHER_LABELS", "P1Data", "P1Split", "load_p1", "rare_subsample"]
+__all__ = ["OTHER_LABELS", "P1Data", "P1Split", "load_p1", "rare_subsample", "read_symptom_texts"]
 
 SPLITS = ("train", "val", "test")
 OTHER_LABELS = (
@@ -39,20 +39,28 @@ class P1Data:
     pools: dict[str, dict[str, list[str]]]  # split -> {"pneumonia": [...], "other": [...]}
 
 
-def _text_pools(csv_path: Path) -> dict[str, dict[str, list[str]]]:
-    """Deduplicated PNEUMONIA / OTHER text pools, each split 60/20/20 after a ``default_rng(0)`` shuffle."""
+def read_symptom_texts(csv_path: Path) -> list[tuple[str, str]]:
+    """``(label, text)`` rows of ``symptom2disease.csv`` in file order, exact duplicate texts dropped (key: stripped,
+    lower-cased text; the first kept), texts stripped."""
     seen: set[str] = set()
-    pools: dict[str, list[str]] = {"pneumonia": [], "other": []}
+    rows: list[tuple[str, str]] = []
     with open(csv_path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             key = row["text"].strip().lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            if row["label"] == POSITIVE_TEXT_LABEL:
-                pools["pneumonia"].append(row["text"].strip())
-            elif row["label"] in OTHER_LABELS:
-                pools["other"].append(row["text"].strip())
+            if key not in seen:
+                seen.add(key)
+                rows.append((row["label"], row["text"].strip()))
+    return rows
+
+
+def _text_pools(csv_path: Path) -> dict[str, dict[str, list[str]]]:
+    """Deduplicated PNEUMONIA / OTHER text pools, each split 60/20/20 after a ``default_rng(0)`` shuffle."""
+    pools: dict[str, list[str]] = {"pneumonia": [], "other": []}
+    for label, text in read_symptom_texts(csv_path):
+        if label == POSITIVE_TEXT_LABEL:
+            pools["pneumonia"].append(text)
+        elif label in OTHER_LABELS:
+            pools["other"].append(text)
     out: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
     for name, texts in pools.items():
         order = np.random.default_rng(0).permutation(len(texts))  # one fresh default_rng(0) per pool

@@ -8,7 +8,6 @@ the same run with a TF-IDF (word 1-2-grams, sublinear tf) + logistic-regression 
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
+from diagnosis.benchmarks.p1_data import read_symptom_texts
 from diagnosis.classify import predict
 from diagnosis.features.cache import EmbeddingCache
 from diagnosis.features.text import TextEncoder, TextEncoderConfig
@@ -74,15 +74,9 @@ def load_p3(data_dir: str | Path, train_limit: int | None = None) -> P3Data:
     path = Path(data_dir) / "symptom2disease.csv"
     if not path.is_file():
         raise FileNotFoundError(f"symptom2disease.csv not found in {data_dir}; point --data at the shared data folder")
-    seen: set[str] = set()
     by_class: dict[str, list[str]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            key = row["text"].strip().lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            by_class.setdefault(row["label"], []).append(row["text"].strip())
+    for label, text in read_symptom_texts(path):
+        by_class.setdefault(label, []).append(text)
     names = tuple(sorted(by_class))
     rng = np.random.default_rng(0)
     parts: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in SPLITS}

@@ -1,9 +1,9 @@
-"""Classification stage: the diagnosis head on the fused latent, batch prediction, prior-shift correction."""
+"""Classification stage: the diagnosis head on the fused latent, batch prediction, temperature and prior-shift calibration."""
 
 from __future__ import annotations
 
 from diagnosis.classify.model import DiagnosisModel, ModelSpec
 from diagnosis.classify.predict import Predictions, predict
-from diagnosis.classify.prior import class_prevalence, shift_prior
+from diagnosis.classify.calibration import class_prevalence, fit_temperature, shift_prior
 
-__all__ = ["DiagnosisModel", "ModelSpec", "Predictions", "class_prevalence", "predict", "shift_prior"]
+__all__ = ["DiagnosisModel", "ModelSpec", "Predictions", "class_prevalence", "fit_temperature", "predict", "shift_prior"]

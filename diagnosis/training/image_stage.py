@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diagnosis.classify.calibration import fit_temperature
 from diagnosis.features.augment import ImageAugmentation, ImageAugmenter
 from diagnosis.features.image import ImageFeatureNet, ImagePreprocessing, load_backbone_weights
 from diagnosis.training.data import FeatureTable
@@ -120,13 +121,6 @@ def _ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], t
     return average
 
 
-def _fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Softmax temperature minimising validation NLL (grid search on a log scale)."""
-    grid = torch.exp(torch.linspace(-2.5, 2.5, 201))
-    nll = torch.stack([F.cross_entropy(logits.cpu() / t, labels.cpu()) for t in grid])
-    return float(grid[int(nll.argmin())])
-
-
 def train_image_encoder(
     preprocessing: ImagePreprocessing,
     n_classes: int,
@@ -223,5 +217,5 @@ def train_image_encoder(
         best_epoch = len(history)
     if val_images is not None and len(val_rows) >= 10:
         _, _, logits = _evaluate(classifier, val_images, val_labels)
-        classifier.temperature.fill_(_fit_temperature(logits, val_labels))
+        classifier.temperature.fill_(fit_temperature(logits, val_labels))
     return ImageStage(best_epoch, history, time.perf_counter() - started, classifier=classifier.eval())

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from diagnosis.classify.calibration import fit_temperature
 from diagnosis.classify.model import DiagnosisModel, ModelSpec
 from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.device import amp_dtype
@@ -141,10 +142,7 @@ def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: t
     keep = targets >= 0
     if int(keep.sum()) < 10:
         return 1.0
-    logits = model.head(model.vae.posterior(inputs, masks).mu)[keep]
-    grid = torch.exp(torch.linspace(-2.5, 2.5, 201, device=device))
-    nll = torch.stack([F.cross_entropy(logits / t, targets[keep]) for t in grid])
-    return float(grid[int(nll.argmin())])
+    return fit_temperature(model.head(model.vae.posterior(inputs, masks).mu)[keep], targets[keep])
 
 
 def inverse_frequency(labels: np.ndarray, n_classes: int) -> torch.Tensor:

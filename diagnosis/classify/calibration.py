@@ -1,6 +1,7 @@
-"""Prior-shift correction: probabilities calibrated at one class prevalence, re-weighted for another.
+"""Calibration: the softmax temperature fitted on validation, and prior-shift correction.
 
-A model calibrated on validation data reports probabilities at the validation prevalence. Where a user knows the
+Temperature scaling divides the logits by one scalar that minimises the validation negative log-likelihood.
+Prior-shift correction: probabilities calibrated at one class prevalence, re-weighted for another. A model calibrated on validation data reports probabilities at the validation prevalence. Where a user knows the
 deployment prevalence (a clinic with more normal cases than the training hospital, say), Bayes' rule moves each
 probability there without retraining: ``p'(c | x) ∝ p(c | x) · π'(c) / π(c)`` (Saerens et al. 2002). The map is
 monotone in each class's odds, so a decision threshold moves with it and the decisions stay those chosen on val.
@@ -9,8 +10,17 @@ monotone in each class's odds, so a decision threshold moves with it and the dec
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-__all__ = ["class_prevalence", "shift_prior"]
+__all__ = ["class_prevalence", "fit_temperature", "shift_prior"]
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The softmax temperature in [e^-2.5, e^2.5] minimising the NLL of ``(N, C)`` logits (log-scale grid of 201)."""
+    grid = torch.exp(torch.linspace(-2.5, 2.5, 201, device=logits.device))
+    nll = torch.stack([F.cross_entropy(logits / t, targets) for t in grid])
+    return float(grid[int(nll.argmin())])
 
 
 def class_prevalence(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Prior-shift correction: Bayes' rule moves calibrated probabilities to a known deployment prevalence."""
+"""Calibration: temperature fitting and prior-shift correction (Bayes' rule moves calibrated probabilities to a known deployment prevalence)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,16 @@ def test_shift_prior_refuses_bad_prevalences() -> None:
 
 def test_class_prevalence_ignores_unlabelled_rows() -> None:
     assert class_prevalence(np.array([0, 1, 1, -1]), 3).tolist() == pytest.approx([1 / 3, 2 / 3, 0.0])
+
+
+def test_fit_temperature_softens_overconfident_logits() -> None:
+    import torch
+
+    from diagnosis.classify import fit_temperature
+
+    rng = np.random.default_rng(0)
+    targets = torch.from_numpy(rng.integers(0, 2, 400))
+    right = rng.random(400) < 0.8  # 80 % correct, but logits as if certain
+    predicted = torch.where(torch.from_numpy(right), targets, 1 - targets)
+    logits = torch.nn.functional.one_hot(predicted, 2).float() * 10.0
+    assert fit_temperature(logits, targets) > 3.0  # log(0.8/0.2) = 1.39 needs about 10 / 1.39 = 7
