@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from flows.bench_cli import app
-from flows.render import emit_report
+from flows.render import emit_report, epoch_figures
 
 __all__ = ["multivae", "p1", "p1_table", "p2", "p2_table", "p3", "p3_table"]
 
@@ -73,11 +73,18 @@ _STARTED = [time.perf_counter()]  # the running command's start (progress lines 
 
 def _progress(part: str, record: dict) -> None:
     """One stderr line per epoch of any stage or model, with the elapsed time."""
-    figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
     stage = f" ({record['stage']} stage)" if record.get("stage") and record["stage"] != "fusion" else ""
     elapsed = (time.perf_counter() - _STARTED[0]) / 60
-    typer.echo(f"[{elapsed:5.1f} min] {part}{stage} epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}",
-               err=True)
+    typer.echo(f"[{elapsed:5.1f} min] {part}{stage} {epoch_figures(record)}", err=True)
+
+
+def _cache(home: Path | None):  # noqa: ANN202
+    """The text-embedding cache of ``home`` (default: ``DIAGNOSIS_HOME`` or the per-user folder)."""
+    from diagnosis.features import EmbeddingCache
+    from diagnosis.settings import Settings
+
+    settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
+    return EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite")
 
 
 def _announce(parts: dict[str, float]) -> None:
@@ -88,28 +95,11 @@ def _announce(parts: dict[str, float]) -> None:
                err=True)
 
 
-def _text_encoder(config, home: Path | None, train_texts: list[str], train_labels, val_texts: list[str],  # noqa: ANN001
-                  val_labels, n_classes: int, work_dir: str, device) -> object:  # noqa: ANN001
-    """The product's text encoder for a benchmark: fine-tuned on the train texts (as ``diagnosis train`` does when
-    ``config.text_epochs`` > 0; its vectors are not cached, the folder being temporary), else the cached frozen one."""
-    from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
-    from diagnosis.settings import Settings
-    from diagnosis.training.text_stage import TextStageConfig, finetune_text_encoder
-
-    stage = finetune_text_encoder(TextEncoderConfig(), train_texts, list(train_labels), n_classes, work_dir,
-                                  TextStageConfig(epochs=config.text_epochs), val_texts=val_texts,
-                                  val_labels=list(val_labels), seed=config.seed, device=device,
-                                  on_epoch=lambda r: _progress("text stage", r))  # fmt: skip
-    if stage is not None:
-        return TextEncoder(stage.encoder, device=device)
-    settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
-    return TextEncoder(device=device, cache=EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite"))
-
-
 def _tables(data: Path, config, home: Path | None, rare: bool, device=None, estimate=None) -> dict:  # noqa: ANN001
     """P1 (or P2's rare-normal) feature tables; a missing data folder ends the command with a clear error."""
     from diagnosis.benchmarks import load_p1, p1_tables, p2_data
     from diagnosis.benchmarks.p1 import limit_train
+    from diagnosis.benchmarks.text_path import benchmark_text_encoder
     from diagnosis.features import ImagePreprocessing
     from flows.cli import user_errors
 
@@ -120,7 +110,9 @@ def _tables(data: Path, config, home: Path | None, rare: bool, device=None, esti
     if estimate is not None:
         _announce(estimate(len(train.labels), len(set(train.texts))))
     with tempfile.TemporaryDirectory(prefix="diagnosis-bench-text-") as work:
-        encoder = _text_encoder(config, home, train.texts, train.labels, val.texts, val.labels, 2, work, device or "cpu")
+        encoder, _ = benchmark_text_encoder(train.texts, train.labels.tolist(), val.texts, val.labels.tolist(), 2, work,
+                                            config.text_epochs, seed=config.seed, device=device or "cpu",
+                                            cache=_cache(home), on_epoch=lambda r: _progress("text stage", r))
         image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
         return p1_tables(paired, encoder, image)  # type: ignore[arg-type]
 
@@ -214,10 +206,9 @@ def p3(
     home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
 ) -> None:
     """P3: the product's text path (fine-tuned encoder + fusion model, text only) against TF-IDF + LR, same split."""
-    from diagnosis.benchmarks.p3 import SECONDS_PER_TEXT_EPOCH, P3Config, load_p3, run_p3
+    from diagnosis.benchmarks.p3 import P3Config, load_p3, run_p3
+    from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH
     from diagnosis.device import resolve_device
-    from diagnosis.features import EmbeddingCache
-    from diagnosis.settings import Settings
     from flows.cli import user_errors
 
     _STARTED[0] = time.perf_counter()
@@ -227,8 +218,6 @@ def p3(
     n = len(split.splits["train"].texts)
     _announce({"text stage": SECONDS_PER_TEXT_EPOCH * n * text_epochs, "fusion model": 0.01 * n * epochs,
                "embeddings and baselines": 60.0})
-    settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
     with tempfile.TemporaryDirectory(prefix="diagnosis-bench-text-") as work:
-        report = run_p3(split, config, resolve_device(device), work,
-                        cache=EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite"), on_epoch=_progress)
+        report = run_p3(split, config, resolve_device(device), work, cache=_cache(home), on_epoch=_progress)
     emit_report([p3_table(report)], report, json_path)

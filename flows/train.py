@@ -24,6 +24,7 @@ from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.text_stage import TextStage, TextStageConfig, finetune_text_encoder
 from flows.augment import SYNTHETIC_PREFIX
 from flows.common import features_task, text_encoder
+from flows.render import epoch_figures
 from flows.tracking import recorded_run
 
 __all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "table_metrics", "train_flow"]
@@ -48,9 +49,7 @@ def load_labelled_cases(db_url: str, augment: bool = False) -> dict[str, list[db
 
 def _log_epoch(record: dict) -> None:
     """One log line per epoch of any stage."""
-    figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
-    logger.info("%s stage, epoch %d: train loss %.3f%s", record.get("stage", "fusion"), record["epoch"],
-                record["train_loss"], figures)
+    logger.info("%s stage, %s", record.get("stage", "fusion"), epoch_figures(record))
 
 
 @task(cache_policy=NO_CACHE)

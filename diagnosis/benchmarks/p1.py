@@ -28,7 +28,7 @@ from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
 from diagnosis.training import FeatureTable, TrainConfig, fit
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
-from diagnosis.training.text_stage import TextStageConfig
+from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH, TextStageConfig
 
 __all__ = ["CNN", "LABELS", "MODES", "P1Config", "binary_metrics", "choose_threshold", "estimate_seconds", "limit_train",
            "mode_view", "p1_tables", "prevalence_report", "run_p1", "score_modes"]
@@ -41,7 +41,6 @@ CNN = "cnn"  # the row of the supervised image encoder alone
 # Seconds per training sample and epoch on this project's 2-core CPU (32-px grid), for the estimate printed up front.
 SECONDS_PER_SAMPLE_EPOCH = {"image": 1.5e-3, "poe": 2.2e-3, "moe": 3.0e-3, "mopoe": 4.5e-3, "concat": 2.6e-3,
                             "late": 3.5e-3, "attention": 3.5e-3, "mmae": 5.0e-3}
-SECONDS_PER_TEXT_EPOCH = 0.045  # text fine-tuning, per distinct training text and epoch
 
 @dataclass(frozen=True)
 class P1Config:
@@ -93,7 +92,7 @@ def estimate_seconds(config: P1Config, n_train: int, distinct_texts: int) -> dic
     """Upper-bound seconds per part of a run (every epoch run; early stopping ends sooner), from measured rates."""
     area = (config.image_size / 32) ** 2
     parts = {"text stage": SECONDS_PER_TEXT_EPOCH * distinct_texts * config.text_epochs}
-    if any(f != CNN and f not in BASELINES for f in config.fusions) or CNN in config.fusions:
+    if any(f not in BASELINES for f in config.fusions):  # the rows that use the image stage (as in run_p1)
         parts["image stage"] = SECONDS_PER_SAMPLE_EPOCH["image"] * area * n_train * config.image_epochs
     for fusion in config.fusions:
         if fusion != CNN:

@@ -18,20 +18,20 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from diagnosis.benchmarks.p1_data import read_symptom_texts
+from diagnosis.benchmarks.text_path import benchmark_text_encoder
 from diagnosis.classify import predict
 from diagnosis.features.cache import EmbeddingCache
-from diagnosis.features.text import TextEncoder, TextEncoderConfig
+from diagnosis.features.text import TextEncoder
 from diagnosis.fusion import FusionConfig
 from diagnosis.training.data import FeatureTable
 from diagnosis.training.plan import plan_model
-from diagnosis.training.text_stage import TextStageConfig, finetune_text_encoder
+from diagnosis.training.text_stage import TextStageConfig
 from diagnosis.training.trainer import TrainConfig, fit
 
 __all__ = ["P3Config", "P3Data", "P3Split", "load_p3", "multiclass_metrics", "run_p3", "tfidf_baseline"]
 
 SPLITS = ("train", "val", "test")
 TFIDF_C = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # the baseline's C grid (chosen on val accuracy)
-SECONDS_PER_TEXT_EPOCH = 0.045  # text fine-tuning on 2 CPU cores, per distinct training text and epoch (estimate)
 
 
 @dataclass(frozen=True)
@@ -179,11 +179,10 @@ def run_p3(data: P3Data, config: P3Config, device: torch.device, work_dir: str |
     train, val, test = (data.splits[s] for s in ("train", "val", "test"))
     names = data.label_names
     started = time.perf_counter()
-    stage = finetune_text_encoder(TextEncoderConfig(), train.texts, train.labels.tolist(), len(names), work_dir,
-                                  TextStageConfig(epochs=config.text_epochs), val_texts=val.texts,
-                                  val_labels=val.labels.tolist(), seed=config.seed, device=device,
-                                  on_epoch=(lambda r: on_epoch("text stage", r)) if on_epoch else None)  # fmt: skip
-    encoder = TextEncoder(stage.encoder, device=device) if stage else TextEncoder(device=device, cache=cache)
+    encoder, stage = benchmark_text_encoder(
+        train.texts, train.labels.tolist(), val.texts, val.labels.tolist(), len(names), work_dir, config.text_epochs,
+        seed=config.seed, device=device, cache=cache, on_epoch=(lambda r: on_epoch("text stage", r)) if on_epoch else None,
+    )
     spec = plan_model([_TextCase(t, names[y]) for t, y in zip(train.texts, train.labels, strict=True)],
                       FusionConfig(fusion=config.fusion), encoder)  # fmt: skip
     spec = replace(spec, label_names=names)  # every class, also one a smoke run's subset has no training text of
