@@ -8,6 +8,7 @@ import streamlit as st
 
 import db
 from dashboard import data, imaging, insight_data, jobs
+from dashboard.escape import md
 from diagnosis.settings import Settings
 
 __all__ = ["show_image", "show_reconstruction", "show_similar"]
@@ -18,7 +19,7 @@ def _caption(detail: db.CaseDetail, array_shape: tuple[int, ...], where: str | N
     spacing = " × ".join(f"{s:g}" for s in detail.image_spacing) + " mm" if detail.image_spacing else "unknown"
     size = " × ".join(map(str, array_shape))
     shown = f"{where} ({size} volume)" if where is not None else f"{size} px"
-    return f"{detail.image_format} · {shown} · spacing {spacing}"
+    return f"{md(detail.image_format)} · {shown} · spacing {spacing}"
 
 
 def _window(array: np.ndarray, key: str) -> tuple[float, float]:
@@ -40,7 +41,7 @@ def show_image(detail: db.CaseDetail) -> None:
     try:
         array = data.image_array(detail.image_path)
     except (ValueError, OSError) as error:
-        st.warning(f"Cannot display the image: {error}")
+        st.warning(f"Cannot display the image: {md(error)}")
         return
     key = detail.summary.case_key
     low, high = _window(array, key)
@@ -87,7 +88,7 @@ def show_reconstruction(url: str, detail: db.CaseDetail, model_version_id: int, 
                    "runs a model itself.")  # fmt: skip
         if can_launch and st.button("Compute the views", key="reconstruct"):
             log = jobs.launch_reconstruct(url, detail.summary.case_key, model_version_id, Settings.from_env().home / "logs")
-            st.info(f"Started; reload the page in a few seconds (log: {log.name}).")
+            st.info(f"Started; reload the page in a few seconds (log: {md(log.name)}).")
         return
     columns = st.columns(2)
     for column, name, title in zip(columns, ("reconstruction", "image_from_text"), ("Reconstruction", "Image from the text"), strict=True):

@@ -20,12 +20,14 @@ import numpy as np
 import streamlit as st
 
 import db
+from dashboard.escape import code, md
 from diagnosis.settings import Settings
 
 __all__ = [
     "PAGE_SIZE",
     "QUERY_TTL_S",
     "SPLITS",
+    "account",
     "case_audit",
     "case_detail",
     "filter_options",
@@ -72,7 +74,7 @@ def store_url() -> str:
         return _migrated(url)
     except Exception as error:  # noqa: BLE001 - UI boundary: any driver error becomes a message, not a traceback
         st.error(
-            f"Cannot open the diagnosis store at `{_safe(url)}`: {error}\n\n"
+            f"Cannot open the diagnosis store at {code(_safe(url))}: {md(error)}\n\n"
             "Check `DIAGNOSIS_DATABASE_URL` / `DIAGNOSIS_HOME`, or create a store with `diagnosis demo`."
         )
         st.stop()
@@ -153,10 +155,16 @@ def worklist_page(url: str, where: db.WorklistFilter, page: int = 1, page_size: 
         return db.list_worklist(session, where, limit=page_size, offset=(page - 1) * page_size)
 
 
-def sign_in(url: str, username: str, password: str) -> db.UserView | None:
-    """Check a sign-in against the stored hash (never cached)."""
+def sign_in(url: str, username: str, password: str, client: str) -> db.SignInResult:
+    """Check a throttled sign-in (:func:`db.sign_in`, policy from the environment; never cached)."""
     with db.session_scope(url) as session:
-        return db.authenticate(session, username, password)
+        return db.sign_in(session, username, password, client=client, policy=db.SignInPolicy.from_env())
+
+
+def account(url: str, username: str) -> db.UserView | None:
+    """The signed-in user's account as stored now (never cached: every rerun re-checks it)."""
+    with db.session_scope(url) as session:
+        return db.get_user(session, username)
 
 
 def review(url: str, case_key: str) -> db.ReviewView | None:

@@ -14,6 +14,7 @@ import streamlit as st
 
 import db
 from dashboard import data
+from dashboard.escape import md
 
 __all__ = ["show_audit", "show_review"]
 
@@ -34,8 +35,9 @@ def show_review(url: str, detail: db.CaseDetail, user: db.UserView, labels: Sequ
         st.success(flash)
     if current is not None:
         verb = "confirmed" if current.action == "confirm" else "overrode the prediction with"
-        st.info(f"**{current.username}** {verb} **{current.final_label}** on {current.updated_at:%Y-%m-%d %H:%M} UTC"
-                f" (review version {current.version})." + (f"\n\n> {current.comment}" if current.comment else ""))
+        st.info(f"**{md(current.username)}** {verb} **{md(current.final_label)}** on "
+                f"{current.updated_at:%Y-%m-%d %H:%M} UTC (review version {current.version})."
+                + (f"\n\n> {md(current.comment)}" if current.comment else ""))
     else:
         st.caption("Not reviewed yet.")
     options = list(dict.fromkeys([*labels, *([latest.label] if latest else [])]))
@@ -64,13 +66,10 @@ def _submit(
             comment=comment.strip() or None, predicted_label=latest.label if latest else None,
             model_version_id=latest.model_version_id if latest else None,
         )  # fmt: skip
-    except db.StaleReviewError as error:
-        st.error(f"Not saved: {error}")
+    except (db.StaleReviewError, PermissionError, LookupError, ValueError) as error:
+        st.error(f"Not saved: {md(error)}")
         return
-    except (PermissionError, LookupError, ValueError) as error:
-        st.error(f"Not saved: {error}")
-        return
-    st.session_state[FLASH_KEY] = f"Review saved ({stored.action}: {stored.final_label}, version {stored.version})."
+    st.session_state[FLASH_KEY] = f"Review saved ({stored.action}: {md(stored.final_label)}, version {stored.version})."
     st.rerun()
 
 

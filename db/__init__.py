@@ -62,7 +62,10 @@ from db.repository import (
     UpsertOutcome,
     fail_dead_runs,
     finish_flow_run,
+    NO_DATASET,
+    in_datasets,
     iter_case_inputs,
+    labelled_datasets,
     mark_cases_failed,
     register_model_version,
     save_predictions,
@@ -80,6 +83,7 @@ from db.reviews import (
     review_counts,
     submit_review,
 )
+from db.signin import SignInPolicy, SignInResult, reset_sign_in_throttle, sign_in
 from db.users import (
     MIN_PASSWORD_LENGTH,
     UserExistsError,
@@ -89,6 +93,7 @@ from db.users import (
     get_user,
     list_users,
     set_user_active,
+    set_user_role,
 )
 from db.worklist import REVIEW_STATES, WorklistFilter, WorklistRow, count_worklist, list_worklist
 
@@ -112,6 +117,8 @@ __all__ = [
     "PredictionView",
     "PromotionView",
     "ReviewView",
+    "SignInPolicy",
+    "SignInResult",
     "SimilarCase",
     "StaleReviewError",
     "SyntheticSample",
@@ -140,7 +147,10 @@ __all__ = [
     "get_user",
     "ingested_manifest_hashes",
     "is_transient_error",
+    "NO_DATASET",
+    "in_datasets",
     "iter_case_inputs",
+    "labelled_datasets",
     "label_counts",
     "latent_sample",
     "latest_model_version",
@@ -159,10 +169,13 @@ __all__ = [
     "record_inbox_manifest",
     "record_promotion",
     "register_model_version",
+    "reset_sign_in_throttle",
     "review_counts",
     "save_predictions",
     "session_scope",
     "set_user_active",
+    "set_user_role",
+    "sign_in",
     "similar_cases",
     "start_flow_run",
     "status_counts",

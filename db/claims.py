@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import session_scope
 from db.models import Case, Prediction
-from db.repository import CaseInput, case_inputs_query, not_predicted_by
+from db.repository import CaseInput, case_inputs_query, in_datasets, not_predicted_by
 
 __all__ = ["Claim", "claim_chunk", "is_transient_error", "pending_case_ids"]
 
@@ -54,7 +54,7 @@ def _eligible(model_version_id: int, pending: bool) -> list[ColumnElement[bool]]
 
 
 def pending_case_ids(session: Session, model_version_id: int, *, after_id: int = 0, limit: int = 512,
-                     pending: bool = True) -> list[int]:
+                     pending: bool = True, datasets: Sequence[str | None] | None = None) -> list[int]:
     """The next ``limit`` ids of cases to diagnose with a model version, in id order after ``after_id``.
 
     Args:
@@ -63,6 +63,7 @@ def pending_case_ids(session: Session, model_version_id: int, *, after_id: int =
         after_id: Keyset cursor: only ids greater than this.
         limit: Page size.
         pending: Only cases without a prediction from the model version (``False``: every eligible case).
+        datasets: Only cases of these data sets (the ones the model was trained on); ``None``: every data set.
 
     Raises:
         ValueError: If ``limit`` is not positive.
@@ -70,6 +71,8 @@ def pending_case_ids(session: Session, model_version_id: int, *, after_id: int =
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     stmt = select(Case.id).where(*_eligible(model_version_id, pending), Case.id > after_id).order_by(Case.id).limit(limit)
+    if datasets is not None:
+        stmt = stmt.where(in_datasets(datasets))
     return list(session.execute(stmt).scalars())
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "FLOW_RUN_STATUSES",
     "NAMING_CONVENTION",
     "ROLES",
+    "THROTTLE_SCOPES",
     "AuditEntry",
     "Base",
     "Case",
@@ -47,6 +48,7 @@ __all__ = [
     "Patient",
     "Prediction",
     "Review",
+    "SignInThrottle",
     "SymptomNote",
     "UTCDateTime",
     "User",
@@ -71,8 +73,13 @@ FLOW_RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed")
 ROLES: tuple[str, ...] = ("clinician", "admin")
 """Allowed values of ``users.role``; admins may also launch generation jobs."""
 
-AUDIT_ACTIONS: tuple[str, ...] = ("confirm", "override", "augment")
-"""Allowed values of ``audit_log.action``."""
+AUDIT_ACTIONS: tuple[str, ...] = (
+    "confirm", "override", "augment", "sign_in", "sign_in_failed", "sign_in_refused", "sign_in_lockout",
+)  # fmt: skip
+"""Allowed values of ``audit_log.action``: review and job actions, then every sign-in outcome (:mod:`db.signin`)."""
+
+THROTTLE_SCOPES: tuple[str, ...] = ("user", "client")
+"""Allowed values of ``sign_in_throttle.scope``: failures are counted per username and per client."""
 
 
 def utcnow() -> datetime:
@@ -142,6 +149,7 @@ class Case(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
     label: Mapped[str | None] = mapped_column(String(255), index=True)
     split: Mapped[str | None] = mapped_column(String(32), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(255), index=True)  # None: stored before data sets existed
     status: Mapped[str] = mapped_column(String(32), index=True)
     error: Mapped[str | None] = mapped_column(Text)  # a reason a person can act on
     is_synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -316,3 +324,24 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
+
+
+class SignInThrottle(Base):
+    """Consecutive failed sign-ins of one username or one client, and the lockout they caused.
+
+    The one mutable security table: a success deletes the row, a failure counts up; the history lives in
+    ``audit_log``. ``subject`` is the typed username (known or not) or the client key of :mod:`db.signin`.
+    """
+
+    __tablename__ = "sign_in_throttle"
+    __table_args__ = (
+        UniqueConstraint("scope", "subject"),
+        CheckConstraint(_in_list("scope", THROTTLE_SCOPES), name="scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    failures: Mapped[int] = mapped_column(default=0)  # consecutive failures since the last success or lockout
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]  # set when failures reached the policy's limit

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, bindparam, exists, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, exists, false, func, select, update
 from sqlalchemy.orm import Session
 
 from db._sql import bind_value, update_by_ids, upsert_encoded
@@ -37,7 +37,10 @@ __all__ = [
     "case_fingerprint",
     "fail_dead_runs",
     "finish_flow_run",
+    "NO_DATASET",
+    "in_datasets",
     "iter_case_inputs",
+    "labelled_datasets",
     "mark_cases_failed",
     "register_model_version",
     "save_predictions",
@@ -91,6 +94,7 @@ def iter_case_inputs(
     labelled_only: bool = False,
     pending_for_model: int | None = None,
     include_synthetic: bool = False,
+    datasets: Sequence[str | None] | None = None,
     batch_size: int = 1000,
 ) -> Iterator[list[CaseInput]]:
     """Stream the cases a flow should process, in batches ordered by id.
@@ -104,7 +108,8 @@ def iter_case_inputs(
         splits: Keep only these splits (``None`` = all, including cases without a split).
         labelled_only: Keep only cases with a true label.
         pending_for_model: Keep only cases without a prediction from this model version.
-        include_synthetic: Also yield synthetic cases.
+        include_synthetic: Also yield synthetic cases (whatever their data set).
+        datasets: Keep only cases of these data sets (``None`` in the list: cases without one); ``None`` = all.
         batch_size: Cases per batch.
 
     Yields:
@@ -124,6 +129,9 @@ def iter_case_inputs(
         stmt = stmt.where(Case.is_synthetic.is_(False))
     if pending_for_model is not None:
         stmt = stmt.where(not_predicted_by(pending_for_model))
+    if datasets is not None:
+        chosen = in_datasets(datasets)
+        stmt = stmt.where(chosen | Case.is_synthetic.is_(True) if include_synthetic else chosen)
     last_id = 0
     while True:
         rows = session.execute(stmt.where(Case.id > last_id)).all()
@@ -240,3 +248,21 @@ def mark_cases_failed(session: Session, failures: Sequence[tuple[int, str]]) -> 
         .values(status="failed", error=bindparam("b_error"), updated_at=utcnow())
     )
     session.execute(stmt, [{"b_id": case_id, "b_error": reason} for case_id, reason in failures])
+
+
+NO_DATASET = "(none)"  # the name of "no data set" (cases stored before data sets existed) in messages and options
+
+
+def in_datasets(datasets: Sequence[str | None]) -> ColumnElement[bool]:
+    """``cases`` of these data sets (``None`` in the list: cases stored without one)."""
+    named = [d for d in datasets if d is not None]
+    return Case.dataset.in_(named) | (Case.dataset.is_(None) if None in datasets else false())
+
+
+def labelled_datasets(session: Session) -> dict[str | None, int]:
+    """Labelled, non-rejected, collected (not synthetic) cases per data set (``None``: cases stored without one)."""
+    rows = session.execute(
+        select(Case.dataset, func.count()).where(Case.status != "rejected", Case.label.is_not(None),
+                                                 Case.is_synthetic.is_(False)).group_by(Case.dataset)
+    ).all()
+    return {dataset: int(count) for dataset, count in rows}

@@ -53,6 +53,8 @@ class CaseIn:
         error: Why the row was rejected (a reason a person can act on).
         source: Manifest path the row came from.
         is_synthetic: Whether the case was generated rather than collected.
+        dataset: The data set the case belongs to (not part of its content: a re-ingest under another data set
+            name changes nothing).
     """
 
     case_key: str
@@ -65,6 +67,7 @@ class CaseIn:
     error: str | None = None
     source: str | None = None
     is_synthetic: bool = False
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ def _case_fields(case: CaseIn, fingerprint: str, patients: dict[str, int]) -> di
         "error": case.error,
         "is_synthetic": case.is_synthetic,
         "source": case.source,
+        "dataset": case.dataset,
         "fingerprint": fingerprint,
     }
 

@@ -30,6 +30,7 @@ __all__ = [
     "get_user",
     "list_users",
     "set_user_active",
+    "set_user_role",
 ]
 
 MIN_PASSWORD_LENGTH = 8
@@ -122,8 +123,8 @@ def list_users(session: Session) -> list[UserView]:
     return [_view(row) for row in session.execute(select(User).order_by(User.username)).scalars()]
 
 
-def set_user_active(session: Session, username: str, active: bool) -> UserView:
-    """Enable or disable a user; a disabled user can no longer sign in.
+def _user_row(session: Session, username: str) -> User:
+    """The user's row.
 
     Raises:
         LookupError: If there is no such user.
@@ -131,6 +132,31 @@ def set_user_active(session: Session, username: str, active: bool) -> UserView:
     row = session.execute(select(User).where(User.username == username.strip())).scalar_one_or_none()
     if row is None:
         raise LookupError(f"no user {username!r}; see `diagnosis users list`")
+    return row
+
+
+def set_user_active(session: Session, username: str, active: bool) -> UserView:
+    """Enable or disable a user; a disabled user can no longer sign in.
+
+    Raises:
+        LookupError: If there is no such user.
+    """
+    row = _user_row(session, username)
     row.active = active
+    session.flush()
+    return _view(row)
+
+
+def set_user_role(session: Session, username: str, role: str) -> UserView:
+    """Change a user's role; open dashboard sessions apply it on their next rerun.
+
+    Raises:
+        ValueError: If the role is unknown.
+        LookupError: If there is no such user.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    row = _user_row(session, username)
+    row.role = role
     session.flush()
     return _view(row)

@@ -45,6 +45,7 @@ def p1(
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fusion model.")] = 30,
     image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
     text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
+    image_members: Annotated[int, typer.Option(min=1, help="Image networks trained by the image stage (an ensemble).")] = 3,
     prior: Annotated[Optional[float], typer.Option(help="Known deployment prevalence of pneumonia: test probabilities are shifted from val's to it.")] = None,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -60,7 +61,7 @@ def p1(
     chosen = {"fusions": tuple(f.strip() for f in fusion.split(",") if f.strip())} if fusion else {}
     with user_errors(ValueError):
         config = P1Config(epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs, train_limit=train_limit,
-                          prior=prior, **chosen)  # fmt: skip
+                          prior=prior, image_members=image_members, **chosen)  # fmt: skip
     torch_device = resolve_device(device)
     tables = _tables(data, config, home, rare=False, device=torch_device,
                      estimate=lambda n, texts: estimate_seconds(config, n, texts))  # fmt: skip
@@ -136,6 +137,7 @@ def p2(
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
     text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
+    image_members: Annotated[int, typer.Option(min=1, help="Image networks trained by the image stage (an ensemble).")] = 3,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
@@ -145,7 +147,7 @@ def p2(
     from diagnosis.device import resolve_device
 
     config = P1Config(fusions=(fusion,), epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs,
-                      train_limit=train_limit)  # fmt: skip
+                      train_limit=train_limit, image_members=image_members)  # fmt: skip
     torch_device = resolve_device(device)
     report = run_p2(_tables(data, config, home, rare=True, device=torch_device), config, torch_device, fusion=fusion)
     emit_report([p2_table(report)], report, json_path)

@@ -55,6 +55,21 @@ def user_errors(*kinds: type[BaseException], code: int = 1) -> Iterator[None]:
         raise typer.Exit(code) from error
 
 
+def invoked_as() -> str:
+    """How to run this command again: ``diagnosis`` when that name finds this program on the PATH, else the path
+    the user ran (e.g. ``.venv/bin/diagnosis``), so printed hints work as typed."""
+    import shutil
+
+    ran = Path(sys.argv[0])
+    found = shutil.which("diagnosis")
+    if ran.name != "diagnosis" or (found is not None and Path(found).resolve() == ran.resolve()):
+        return "diagnosis"
+    try:
+        return str(ran.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(ran)
+
+
 def migrated_store(ctx: typer.Context) -> str:
     """Settings as in :func:`_settings`, and the store migrated to the current schema; returns its URL."""
     settings = _settings(ctx)
@@ -96,6 +111,8 @@ def ingest(
     labels_file: Annotated[Path | None, typer.Option(help="File with one allowed label per line.")] = None,
     allow_outside_paths: Annotated[bool, typer.Option("--allow-outside-paths", help="Accept image paths outside the manifest's folder.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when any row is rejected or conflicts.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="Data set the cases join (default: the manifest's folder name; a 'dataset' column wins).")] = None,
+    accept_burned_in: Annotated[bool, typer.Option("--accept-burned-in", help="Ingest DICOM marked BurnedInAnnotation=YES (text in the pixels; rejected by default).")] = False,
 ) -> None:
     """Validate and store every row of a manifest; bad rows are stored as rejected with a reason.
 
@@ -111,7 +128,8 @@ def ingest(
         if labels_file:
             allowed += [x.strip() for x in labels_file.read_text(encoding="utf-8").splitlines() if x.strip()]
         result = ingest_flow(str(manifest), settings.db_url, home=str(settings.home), labels=allowed or None,
-                             allow_outside_paths=allow_outside_paths)
+                             allow_outside_paths=allow_outside_paths, dataset=dataset,
+                             accept_burned_in=accept_burned_in)
     typer.echo(json.dumps(result))
     typer.echo(ingest_summary(result), err=True)
     if strict and (result.get("rejected") or result.get("conflicts")):
@@ -123,13 +141,18 @@ def ingest(
 def import_npz(
     npz: Path,
     out_dir: Path,
-    labels: Annotated[str | None, typer.Option(help="Comma-separated names of labels 0, 1, …")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated names of labels 0, 1, … (default: the npz's own names, else 0, 1, …).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Data set name written into the manifest (default: the npz file's stem).")] = None,
 ) -> None:
-    """Convert a MedMNIST-format npz into image files and a manifest with splits."""
+    """Convert a MedMNIST-format npz into image files and a manifest with splits and a data set."""
     from diagnosis.ingest import import_npz as convert
 
-    manifest = convert(npz, out_dir, labels.split(",") if labels else None)
-    typer.echo(f"manifest: {manifest}")
+    manifest = convert(npz, out_dir, labels.split(",") if labels else None, dataset=dataset)
+    names = sorted({row["label"] for row in _manifest_rows(manifest)})
+    typer.echo(f"manifest: {manifest}\nlabels: {', '.join(names)}")
+    if not labels and all(name.isdigit() for name in names):
+        typer.secho(f"note: the npz names no labels, so they are {', '.join(names)}; to name them, run again with "
+                    f"--labels {','.join(f'name{n}' for n in names)}", err=True)
 
 
 @app.command()
@@ -148,6 +171,8 @@ def train(
     image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
     text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text-encoder fine-tuning (0: frozen embeddings).")] = 3,
     augmentation: Annotated[Path | None, typer.Option(help='JSON file of image augmentation options, e.g. {"flip_axes": [0, 1]}.')] = None,
+    image_members: Annotated[int, typer.Option(min=1, help="Image networks trained by the image stage, as an ensemble (1: one network, a third of the time).")] = 3,
+    dataset: Annotated[str | None, typer.Option(help="Data set(s) to train on, comma-separated; needed when the store holds several.")] = None,
 ) -> None:
     """Train on split=train, select on val, register a model version.
 
@@ -165,8 +190,17 @@ def train(
                              image_weights=str(image_weights) if image_weights else None,
                              text_model=str(text_model) if text_model else None, seed=seed, augment=augment,
                              preprocessing=options, batch_size=batch_size, lr=lr, image_epochs=image_epochs,
-                             text_epochs=text_epochs, augmentation=augment_options)
+                             text_epochs=text_epochs, augmentation=augment_options, image_members=image_members,
+                             datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None)
     typer.echo(f"model version {version}")
+
+
+def _manifest_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a manifest this program wrote (for summaries)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
 
 
 def _json_file(path: Path | None) -> dict | None:
@@ -197,6 +231,7 @@ def diagnose(
     dask_workers: Annotated[int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")] = 2,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision for the text transformer and the diagnosis model (default: bf16 on CUDA, off on the CPU).")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="Run the diagnosis model through torch.compile (needs a C++ compiler on the CPU).")] = False,
+    dataset: Annotated[str | None, typer.Option(help="Only cases of these data sets (comma-separated; default: all).")] = None,
 ) -> None:
     """Predict every eligible case and store the results (JSON counts and per-stage seconds on stdout)."""
     settings = _settings(ctx)
@@ -205,7 +240,8 @@ def diagnose(
     with user_errors(LookupError):
         counts = diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device,
                                batch_size=batch_size, workers=workers, task_runner=task_runner.value,
-                               dask_address=dask_address, dask_workers=dask_workers, amp=amp, compile=compile_model)
+                               dask_address=dask_address, dask_workers=dask_workers, amp=amp, compile=compile_model,
+                               datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None)
     typer.echo(json.dumps(counts))
 
 
@@ -266,20 +302,23 @@ def cases(
     status: Annotated[str | None, typer.Option(help="ingested, rejected, diagnosed or failed.")] = None,
     split: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows (0: all).")] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines (one JSON object per case and line) instead of a table.")] = False,
 ) -> None:
-    """List cases with status, reason, label, split, modalities and predictions."""
+    """List cases with status, reason, label, split, modalities and predictions (the first 200 unless --limit)."""
     db_url = migrated_store(ctx)
     import db
     from flows.render import cases_table, print_table
 
     with db.session_scope(db_url) as session:
         rows = db.list_cases(session, status=status, split=split, limit=limit or None)
+        total = db.count_cases(session, status=status, split=split) if limit and len(rows) == limit else len(rows)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(dataclasses.asdict(row), default=str))
     else:
-        print_table(cases_table(rows))
+        print_table(cases_table(rows, total))
+    if total > len(rows):
+        typer.secho(f"showing {len(rows):,} of {total:,} cases (use --limit 0 for all)", err=True)
 
 
 @app.command()
@@ -311,8 +350,9 @@ def demo(
     report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
     print_table(metrics_table(report))
     home = "" if Settings.from_env().home == settings.home else f" --home {settings.home}"  # only when not implied
-    typer.echo(f"\nstore: {settings.db_url}\nnext: diagnosis{home} users add admin --role admin   (asks for a password)"
-               f"\n      diagnosis{home} dashboard   (then open http://127.0.0.1:8501 and sign in)")
+    command = invoked_as() + home
+    typer.echo(f"\nstore: {settings.db_url}\nnext: {command} users add admin --role admin   (asks for a password)"
+               f"\n      {command} dashboard   (then open http://127.0.0.1:8501 and sign in)")
 
 
 app.command("serve")(serve_cli.serve)  # listed last: the long-running entry point of operations

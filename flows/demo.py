@@ -20,6 +20,8 @@ logger = logging.getLogger("flows")
 
 DEMO_IMAGE_SIZE = 32  # px of the demo's 2D images: the model grid follows the source, and 32 keeps the demo quick
 DEMO_TEXT_EPOCHS = 1  # text fine-tuning epochs in the demo (train's default is 3; the generated notes are short)
+DEMO_IMAGE_MEMBERS = 1  # one image network (train's default ensemble of 3 triples the stage; the shapes are easy)
+DEMO_DATASET = "demo"  # the demo's cases form a data set of their own, so that real data never mixes with them
 
 
 @task(retries=2, retry_delay_seconds=[1, 5])
@@ -36,7 +38,8 @@ def demo_flow(db_url: str, home: str, cases: int = 600, dims: int = 2, epochs: i
     out_dir = Path(home) / "demo-data" / f"{dims}d-{cases}-seed{seed}-{DEMO_IMAGE_SIZE}px"
     manifest = generate_task(str(out_dir), cases, dims, seed)
     logger.info("generated %d cases under %s", cases, out_dir)
-    ingest_flow(manifest, db_url, home=home)
-    version = train_flow(db_url, home, epochs=epochs, device=device, seed=seed, text_epochs=DEMO_TEXT_EPOCHS)
+    ingest_flow(manifest, db_url, home=home, dataset=DEMO_DATASET)
+    version = train_flow(db_url, home, epochs=epochs, device=device, seed=seed, text_epochs=DEMO_TEXT_EPOCHS,
+                         image_members=DEMO_IMAGE_MEMBERS, datasets=[DEMO_DATASET])
     diagnose_flow(db_url, home, model=str(version), device=device)
     return evaluate_flow(db_url, model=str(version), split="test")

@@ -170,12 +170,14 @@ def resolve_model(db_url: str, ref: str) -> db.ModelVersionView:
         return db.get_model_version(session, ref)
 
 
-def _pages(db_url: str, model_version_id: int, pending: bool, size: int) -> Iterator[list[int]]:
+def _pages(db_url: str, model_version_id: int, pending: bool, size: int,
+           datasets: list[str | None] | None = None) -> Iterator[list[int]]:
     """Keyset pages of the ids to diagnose (ids only; each page is one short query)."""
     after = 0
     while True:
         with db.session_scope(db_url) as session:
-            ids = db.pending_case_ids(session, model_version_id, after_id=after, limit=size, pending=pending)
+            ids = db.pending_case_ids(session, model_version_id, after_id=after, limit=size, pending=pending,
+                                      datasets=datasets)
         if not ids:
             return
         yield ids
@@ -215,7 +217,8 @@ def _run_dask(pages: Iterator[list[int]], job: ChunkJob, address: str | None, n_
 @flow(name="diagnose")
 def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool = True, batch_size: int = 512,
                   device: str = "auto", workers: int = 0, task_runner: str = "local", dask_address: str | None = None,
-                  dask_workers: int = 2, amp: bool | None = None, compile: bool = False) -> dict[str, Any]:  # noqa: A002
+                  dask_workers: int = 2, amp: bool | None = None, compile: bool = False,  # noqa: A002
+                  datasets: list[str] | None = None) -> dict[str, Any]:
     """Diagnose cases with a model version.
 
     Args:
@@ -223,6 +226,8 @@ def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool =
         home: Diagnosis home (caches).
         model: ``latest`` or a model version id.
         pending: Only cases without a prediction from this model (else every eligible case, re-predicted).
+        datasets: Only cases of these data sets (``None``: every data set; new cases to diagnose usually arrive
+            in manifests of their own, hence data sets other than the training one).
         batch_size: Cases per chunk; each chunk is claimed and committed on its own.
         device: ``auto``, ``cpu`` or ``cuda``.
         workers: Image-reading ``DataLoader`` workers per chunk.
@@ -250,7 +255,8 @@ def diagnose_flow(db_url: str, home: str, model: str = "latest", pending: bool =
         job = ChunkJob(db_url=db_url, home=home, model_version_id=version.id, checkpoint_path=version.checkpoint_path,
                        label_names=tuple(version.label_names), pending=pending, device=device, workers=workers,
                        amp=amp, compile=compile)
-        pages = _pages(db_url, version.id, pending, batch_size)
+        chosen = None if datasets is None else [None if d == db.NO_DATASET else d for d in datasets]
+        pages = _pages(db_url, version.id, pending, batch_size, chosen)
         chunks: Iterator[ChunkResult] = (
             _run_local(pages, job) if task_runner == "local" else _run_dask(pages, job, dask_address, dask_workers)
         )

@@ -8,11 +8,34 @@ import warnings
 
 from diagnosis.settings import Settings
 
-__all__ = ["configure_logging", "configure_prefect"]
+__all__ = ["UMASK_ENV", "configure_logging", "configure_prefect", "restrict_permissions"]
+
+UMASK_ENV = "DIAGNOSIS_UMASK"  # octal; default 077: files 0600, folders 0700 (only the account running the product)
+DEFAULT_UMASK = 0o077
+
+
+def restrict_permissions(settings: Settings) -> None:
+    """Make every file this process creates private (the store, caches, Prefect's database, de-identified copies,
+    models): umask ``$DIAGNOSIS_UMASK`` (default 077), and the diagnosis home itself 0700 when we own it.
+
+    Child processes (Prefect's server, the dashboard) inherit the umask. A deployment whose dashboard runs under
+    another account in the same group can set ``DIAGNOSIS_UMASK=027``.
+    """
+    raw = os.environ.get(UMASK_ENV, "")
+    try:
+        mask = int(raw, 8) if raw else DEFAULT_UMASK
+    except ValueError as error:
+        raise ValueError(f"{UMASK_ENV}={raw!r} is not an octal umask such as 077 or 027") from error
+    os.umask(mask)
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True, mode=0o777 & ~mask)
+    if home.stat().st_uid == os.getuid():
+        home.chmod(0o777 & ~mask)
 
 
 def configure_prefect(settings: Settings) -> None:
     """Point Prefect at ``<home>/prefect`` unless the environment already chose; must run before ``import prefect``."""
+    restrict_permissions(settings)
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -26,7 +26,8 @@ def _fmt(value: object) -> str:
 def epoch_figures(record: dict) -> str:
     """``epoch N: train loss …, val loss …, val accuracy …`` of one training epoch (the figures it has)."""
     figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
-    return f"epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}"
+    member = f"member {record['member']} " if "member" in record else ""  # one network of an image-stage ensemble
+    return f"{member}epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}"
 
 
 def metrics_table(report: dict) -> Table:
@@ -42,9 +43,11 @@ def metrics_table(report: dict) -> Table:
     return table
 
 
-def cases_table(cases: Sequence[db.CaseSummary]) -> Table:
-    """A case list with status, reason, label, split, modalities and the latest prediction."""
-    table = Table(title=f"{len(cases)} cases")
+def cases_table(cases: Sequence[db.CaseSummary], total: int | None = None) -> Table:
+    """A case list with status, reason, label, split, modalities and the latest prediction; the title says how many
+    of ``total`` matching cases are shown."""
+    shown = f"{len(cases):,} cases" if total is None or total == len(cases) else f"{len(cases):,} of {total:,} cases"
+    table = Table(title=shown)
     for column in ("case_id", "status", "reason", "label", "split", "modalities", "prediction", "per model"):
         table.add_column(column, overflow="fold")
     for c in cases:

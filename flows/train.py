@@ -32,17 +32,53 @@ __all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "table_metrics", "train_flow"]
 logger = logging.getLogger("flows")
 
 
+NO_DATASET = db.NO_DATASET  # how cases stored before data sets existed are named in messages and in --dataset
+
+
+def choose_datasets(db_url: str, datasets: list[str] | None) -> list[str | None] | None:
+    """The data sets a training run uses: the named ones, or the store's only one; never a silent mix.
+
+    Args:
+        db_url: Store URL.
+        datasets: Names to train on (:data:`NO_DATASET` for cases stored without one); ``None``: the store's only one.
+
+    Returns:
+        The data sets to filter on (the store's only one when none is named), or ``None`` for an empty store.
+
+    Raises:
+        ValueError: A named data set has no labelled case, or ``datasets`` is None and the store holds several; the
+            message lists every data set with its labelled cases.
+    """
+    with db.session_scope(db_url) as session:
+        counts = db.labelled_datasets(session)
+    listing = ", ".join(f"{NO_DATASET if name is None else name} ({n} labelled cases)"
+                        for name, n in sorted(counts.items(), key=lambda item: str(item[0])))  # fmt: skip
+    if datasets:
+        chosen = [None if name == NO_DATASET else name for name in datasets]
+        if missing := [name for name, key in zip(datasets, chosen, strict=True) if key not in counts]:
+            raise ValueError(f"no labelled cases in data set(s) {', '.join(missing)}; the store holds: {listing or 'none'}")
+        return chosen
+    if len(counts) > 1:
+        names = [NO_DATASET if name is None else name for name in counts]
+        raise ValueError(f"the store holds {len(counts)} data sets: {listing}. Train on one with --dataset NAME, or "
+                         f"mix them deliberately with --dataset {','.join(sorted(names))}")
+    return list(counts) or None
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_labelled_cases(db_url: str, augment: bool = False) -> dict[str, list[db.CaseInput]]:
-    """Labelled, non-rejected cases per split; synthetic (augmented) cases join the training split with ``augment``."""
+def load_labelled_cases(db_url: str, augment: bool = False,
+                        datasets: list[str | None] | None = None) -> dict[str, list[db.CaseInput]]:
+    """Labelled, non-rejected cases per split (of ``datasets`` when given); synthetic (augmented) cases join the
+    training split with ``augment``."""
     splits: dict[str, list[db.CaseInput]] = {"train": [], "val": [], "test": []}
     with db.session_scope(db_url) as session:
-        for batch in db.iter_case_inputs(session, splits=list(splits), labelled_only=True):
+        for batch in db.iter_case_inputs(session, splits=list(splits), labelled_only=True, datasets=datasets):
             for case in batch:
                 splits[case.split or "train"].append(case)
         if augment:
             real = {c.id for c in splits["train"]}
-            for batch in db.iter_case_inputs(session, splits=["train"], labelled_only=True, include_synthetic=True):
+            for batch in db.iter_case_inputs(session, splits=["train"], labelled_only=True, include_synthetic=True,
+                                             datasets=datasets):
                 splits["train"] += [c for c in batch if c.id not in real]
     return splits
 
@@ -101,17 +137,24 @@ def stage_summaries(result: FitResult, text: TextStage | None) -> dict:
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def recorded_datasets(chosen: list[str | None] | None) -> list[str] | None:
+    """The data-set names a model version records (``None`` entries named :data:`NO_DATASET`)."""
+    return None if chosen is None else [NO_DATASET if name is None else name for name in chosen]
+
+
 def register_task(result: FitResult, metrics: dict, config: TrainConfig, directory: Path, stamp: str, db_url: str,
-                  promote: bool = True, stages: dict | None = None) -> int:
-    """Save the checkpoint, register the model version and record whether it becomes current."""
+                  promote: bool = True, stages: dict | None = None, datasets: list[str] | None = None) -> int:
+    """Save the checkpoint, register the model version (with the data sets it was trained on) and record whether it
+    becomes current."""
     fusion = result.model.spec.fusion.fusion
     directory = save_model(result.model, directory, extra={"train": config.to_dict(), "best_epoch": result.best_epoch,
-                                                           "metrics": metrics, "stages": stages})
+                                                           "metrics": metrics, "stages": stages, "datasets": datasets})
     with db.session_scope(db_url) as session:
         version = db.register_model_version(
             session, name=f"{fusion}-{stamp}", fusion=fusion,
             config={"spec": result.model.spec.to_dict(), "train": config.to_dict(), "best_epoch": result.best_epoch,
-                    "train_seconds": round(result.seconds, 1), "history": result.history, "stages": stages},
+                    "train_seconds": round(result.seconds, 1), "history": result.history, "stages": stages,
+                    "datasets": datasets},
             label_names=list(result.model.spec.label_names), metrics=metrics, checkpoint_path=str(directory),
         )
         db.record_promotion(session, candidate_id=version, promoted=promote,
@@ -125,7 +168,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                augment: bool = False, preprocessing: dict | None = None, promote: bool = True,
                batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr,
                image_epochs: int = ImageStageConfig.epochs, text_epochs: int = TextStageConfig.epochs,
-               augmentation: dict | None = None) -> int:
+               augmentation: dict | None = None, image_members: int = FusionConfig.image_members,
+               datasets: list[str] | None = None) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -146,16 +190,20 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         image_epochs: Epochs of the supervised image stage (0: the image network trains inside the fusion model).
         text_epochs: Epochs of text fine-tuning (0: frozen text embeddings).
         augmentation: Image augmentation options (see ``ImageAugmentation``), e.g. ``{"flip_axes": [0]}``.
+        image_members: Image networks the image stage trains (an ensemble whose features the fusion model reads).
+        datasets: Data sets to train on (see :func:`choose_datasets`); ``None``: the store's only one.
 
     Returns:
         The new model version id.
     """
     home_path = Path(home)
     with recorded_run(db_url, "train") as run:
-        splits = load_labelled_cases(db_url, augment)
+        chosen = choose_datasets(db_url, datasets)
+        splits = load_labelled_cases(db_url, augment, chosen)
         cache, on = home_path / "cache", str(resolve_device(device))
         encoder = text_encoder(TextEncoderConfig(model_path=text_model), cache, device=on)
-        spec = plan_model(splits["train"], FusionConfig(fusion=fusion), encoder, image_options=preprocessing)
+        spec = plan_model(splits["train"], FusionConfig(fusion=fusion, image_members=image_members), encoder,
+                          image_options=preprocessing)
         image_stage = ImageStageConfig(epochs=image_epochs, **({"augmentation": augmentation} if augmentation else {}))
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr,
                              image_stage=image_stage, text_stage=TextStageConfig(epochs=text_epochs))
@@ -168,7 +216,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
             result = fit_task(spec, tables["train"], tables.get("val"), config, device)
             metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
             run.model_version_id = register_task(result, metrics, config, directory, stamp, db_url, promote,
-                                                 stage_summaries(result, text))
+                                                 stage_summaries(result, text), datasets=recorded_datasets(chosen))
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)  # no half-written model folder (a fine-tuned encoder) left
             raise

@@ -1,14 +1,17 @@
-"""``diagnosis users``: add, list and disable the people who may sign in to the dashboard."""
+"""``diagnosis users``: add, list, disable, re-role and unlock the people who may sign in to the dashboard."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-__all__ = ["app"]
+__all__ = ["PASSWORD_ENV", "app"]
 
-app = typer.Typer(help="Dashboard users: add, list, disable.", no_args_is_help=True)
+PASSWORD_ENV = "DIAGNOSIS_NEW_PASSWORD"  # the new user's password when there is no terminal to ask on
+
+app = typer.Typer(help="Dashboard users: add, list, disable, set-role, unlock.", no_args_is_help=True)
 
 
 def _url(ctx: typer.Context) -> str:
@@ -23,17 +26,22 @@ def add(
     ctx: typer.Context,
     username: str,
     role: Annotated[str, typer.Option(help="clinician or admin.")] = "clinician",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          envvar="DIAGNOSIS_NEW_PASSWORD",
-                                          help="Prompted for when not given (or set DIAGNOSIS_NEW_PASSWORD).")] = "",
+    password: Annotated[str | None, typer.Option(envvar=PASSWORD_ENV, show_default=False,
+                                                 help=f"Prompted for on a terminal; otherwise set {PASSWORD_ENV}.")] = None,
 ) -> None:
     """Add a user; the password is stored as an argon2id hash."""
     import db
     from flows.cli import user_errors
 
+    if password is None:
+        if not sys.stdin.isatty():
+            typer.secho(f"error: no terminal to ask for {username}'s password; set {PASSWORD_ENV} (or pass "
+                        "--password) when running without one", fg="red", err=True)
+            raise typer.Exit(2)
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with user_errors(ValueError), db.session_scope(_url(ctx)) as session:  # ValueError includes UserExistsError
         user = db.create_user(session, username, password, role=role)
-    typer.echo(f"added {user.role} {user.username}")
+    typer.echo(f"added user {user.username} (role {user.role})")
 
 
 @app.command("list")
@@ -59,3 +67,31 @@ def disable(ctx: typer.Context, username: str) -> None:
     with user_errors(LookupError), db.session_scope(_url(ctx)) as session:
         db.set_user_active(session, username, False)
     typer.echo(f"disabled {username}")
+
+
+@app.command("set-role")
+def set_role(ctx: typer.Context, username: str, role: str) -> None:
+    """Change a user's role (clinician or admin); open dashboard sessions apply it on their next rerun."""
+    import db
+    from flows.cli import user_errors
+
+    with user_errors(LookupError, ValueError), db.session_scope(_url(ctx)) as session:
+        user = db.set_user_role(session, username, role)
+    typer.echo(f"{user.username} is now {user.role}")
+
+
+@app.command("unlock")
+def unlock(
+    ctx: typer.Context,
+    username: Annotated[str | None, typer.Argument(help="User whose failed sign-ins and lockout are cleared.")] = None,
+    client: Annotated[str | None, typer.Option(help="Client key to clear instead or as well, as the audit log shows it (e.g. ip:10.0.0.7).")] = None,
+) -> None:
+    """Clear the sign-in throttle of a user and/or a client (after a lockout, see README "Sign-in policy")."""
+    import db
+
+    if username is None and client is None:
+        typer.secho("error: name a user, --client, or both", fg="red", err=True)
+        raise typer.Exit(2)
+    with db.session_scope(_url(ctx)) as session:
+        removed = db.reset_sign_in_throttle(session, username=username, client=client)
+    typer.echo(f"unlocked ({removed} throttle record(s) cleared)" if removed else "nothing was throttled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import auth, data, imaging, insight_data, jobs
+from dashboard.escape import code, md
 from diagnosis.settings import Settings
 
 user = auth.require_user()
@@ -23,10 +24,10 @@ label = st.selectbox("Diagnosis (rarest first)", labels, key="augment_label")
 
 samples = insight_data.synthetic_samples(url, label)
 if not samples:
-    st.caption(f"No generated samples of {label} in the store.")
+    st.caption(f"No generated samples of {md(label)} in the store.")
 for sample, column in zip(samples, st.columns(3) * (len(samples) // 3 + 1), strict=False):
     with column.container(border=True):
-        st.caption(sample.case_key)
+        st.caption(md(sample.case_key))
         if sample.image_path is not None:
             try:
                 array = data.image_array(sample.image_path)
@@ -34,7 +35,7 @@ for sample, column in zip(samples, st.columns(3) * (len(samples) // 3 + 1), stri
                 plane = imaging.display_plane(array, sample.image_format, middle)
                 st.image(imaging.to_uint8(plane), width="stretch", output_format="PNG")
             except (ValueError, OSError) as error:
-                st.warning(f"Cannot display the image: {error}")
+                st.warning(f"Cannot display the image: {md(error)}")
         st.text(sample.text or "(no text)")
 
 st.subheader("Generate more")
@@ -44,7 +45,7 @@ elif jobs.augment_command() is None:
     st.warning("Generation is unavailable: this installation has no `diagnosis augment` command.")
 else:
     n = st.number_input("Samples", min_value=1, max_value=1000, value=20, key="augment_n")
-    if st.button(f"Generate {n} samples of {label}", key="augment_start"):
+    if st.button(f"Generate {n} samples of {md(label)}", key="augment_start"):
         log = jobs.launch_augment(url, user.username, label, int(n), Settings.from_env().home / "logs")
-        st.success(f"Started `diagnosis augment --label {label} --n {n}`; log: `{log}`. New samples appear here "
-                   "when it finishes.")
+        st.success(f"Started {code(f'diagnosis augment --label {label} --n {n}')}; log: {code(log)}. New samples "
+                   "appear here when it finishes.")

@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import auth, case_views, data, review, tables
+from dashboard.escape import chart_text, code, md
 
 user = auth.require_user()
 st.title("Case")
@@ -17,20 +18,20 @@ if not case_key:
     st.stop()
 detail = data.case_detail(url, case_key)
 if detail is None:
-    st.warning(f"No case with id `{case_key}` — check the id on the Worklist.")
+    st.warning(f"No case with id {code(case_key)} — check the id on the Worklist.")
     st.page_link("pages/worklist.py", label="Open the worklist", icon=":material/list:")
     st.stop()
 
 summary = detail.summary
 latest = detail.predictions[0] if detail.predictions else None
 status, truth, split, predicted = st.columns(4)
-status.metric("Status", summary.status)
-truth.metric("True diagnosis", summary.label or "unknown")
-split.metric("Split", summary.split or "none")
+status.metric("Status", md(summary.status))
+truth.metric("True diagnosis", md(summary.label or "unknown"))
+split.metric("Split", md(summary.split or "none"))
 confidence = f"{latest.probabilities.get(latest.label, 0.0):.0%} probability" if latest else None
-predicted.metric("Predicted diagnosis", latest.label if latest else "not yet", confidence, "off", delta_arrow="off")
+predicted.metric("Predicted diagnosis", md(latest.label) if latest else "not yet", confidence, "off", delta_arrow="off")
 if summary.error:
-    st.warning(f"Reason: {summary.error}")
+    st.warning(f"Reason: {md(summary.error)}")
 
 left, right = st.columns(2)
 with right:
@@ -42,17 +43,17 @@ with right:
     if latest is not None:
         st.subheader("Diagnosis probabilities")
         names = data.model_names(url)
-        st.caption(f"Model {names.get(latest.model_version_id, latest.model_version_id)} · "
-                   f"modalities used: {', '.join(latest.modalities)}")
-        figure = px.bar(tables.probabilities_frame(latest), x="probability", y="diagnosis", orientation="h",
-                        range_x=[0, 1], text_auto=".0%")
+        st.caption(f"Model {md(names.get(latest.model_version_id, latest.model_version_id))} · "
+                   f"modalities used: {md(', '.join(latest.modalities))}")
+        bars = tables.probabilities_frame(latest).assign(diagnosis=lambda f: f["diagnosis"].map(chart_text))
+        figure = px.bar(bars, x="probability", y="diagnosis", orientation="h", range_x=[0, 1], text_auto=".0%")
         figure.update_layout(height=80 + 40 * len(latest.probabilities), margin={"l": 0, "r": 24, "t": 10, "b": 0},
                              yaxis={"categoryorder": "total ascending", "title": None}, xaxis_tickformat=".0%")
         st.plotly_chart(figure, key="probabilities")
         spread, conformal = st.columns(2)
         spread.metric("Uncertainty", f"{latest.uncertainty:.2f} nats" if latest.uncertainty is not None
                       else "not estimated", help="Predictive entropy of the latent posterior samples.")
-        conformal.metric("Conformal set", ", ".join(latest.prediction_set) if latest.prediction_set is not None
+        conformal.metric("Conformal set", md(", ".join(latest.prediction_set)) if latest.prediction_set is not None
                          else "not calibrated", help="Diagnoses the split-conformal predictor cannot rule out.")
 
 with left:

@@ -8,6 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import auth, data, evaluation, insight_data
+from dashboard.escape import chart_text, md
 
 auth.require_user()
 st.title("Model")
@@ -26,9 +27,10 @@ split = st.selectbox("Split", ["test", "val", "train", "all"], key="split")
 version = next(v for v in versions if v.id == version_id)
 rows = insight_data.evaluation_rows(url, version_id, None if split == "all" else split)
 if not rows:
-    st.info(f"No labelled predictions of {version.name} on this split — run `diagnosis diagnose`.")
+    st.info(f"No labelled predictions of {md(version.name)} on this split — run `diagnosis diagnose`.")
 else:
     confusion = evaluation.confusion_frame(rows, version.label_names)
+    confusion = confusion.rename(index=chart_text, columns=chart_text)  # labels shown as text, never Plotly HTML
     matrix, calibration = st.columns(2)
     with matrix:
         st.caption(f"Confusion matrix · {len(rows)} cases")
@@ -52,9 +54,10 @@ if len(points) < 2:
     st.caption("Too few stored latents of this model version to project.")
 else:
     projected = evaluation.pca_2d(np.asarray([p.latent for p in points], dtype=np.float64))
-    frame = pd.DataFrame({"pc1": projected[:, 0], "pc2": projected[:, 1], "case": [p.case_key for p in points],
-                          "diagnosis": [p.label or "unknown" for p in points],
-                          "predicted": [p.predicted_label for p in points]})  # fmt: skip
+    frame = pd.DataFrame({"pc1": projected[:, 0], "pc2": projected[:, 1],
+                          "case": [chart_text(p.case_key) for p in points],
+                          "diagnosis": [chart_text(p.label or "unknown") for p in points],
+                          "predicted": [chart_text(p.predicted_label) for p in points]})  # fmt: skip
     st.plotly_chart(px.scatter(frame, x="pc1", y="pc2", color="diagnosis", hover_data=["case", "predicted"]),
                     key="latent")
     st.caption(f"The {len(points):,} most recent predictions of this version, coloured by confirmed diagnosis.")

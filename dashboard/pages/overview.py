@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import auth, data, insight_data, tables
+from dashboard.escape import code, md
 
 auth.require_user()
 st.title("Overview")
@@ -28,7 +29,7 @@ model = data.latest_model(url)
 predicted = data.predicted_label_counts(url, model.id) if model is not None else None
 
 st.subheader("Cases per diagnosis")
-st.caption("True diagnosis of collected cases" + (f"; predicted by {model.name}" if model is not None else ""))
+st.caption("True diagnosis of collected cases" + (f"; predicted by {md(model.name)}" if model is not None else ""))
 st.dataframe(tables.counts_frame(data.label_counts(url), predicted), hide_index=True, key="diagnosis_counts")
 
 per_day = insight_data.cases_per_day(url)
@@ -43,7 +44,8 @@ st.subheader("Model in use")
 if model is None:
     st.info("No model trained yet — run `diagnosis train`, then `diagnosis diagnose`.")
 else:
-    st.markdown(f"**{model.name}** · fusion `{model.fusion}` · registered {model.created_at:%Y-%m-%d %H:%M} UTC")
+    st.markdown(f"**{md(model.name)}** · fusion {code(model.fusion)} · "
+                f"registered {model.created_at:%Y-%m-%d %H:%M} UTC")
     metrics, recall = tables.metrics_frame(model.metrics), tables.recall_frame(model.metrics)
     if metrics.empty:
         st.caption("No evaluation metrics recorded — run `diagnosis evaluate`.")

@@ -9,6 +9,7 @@ import streamlit as st
 
 import db
 from dashboard import auth, data, tables
+from dashboard.escape import md
 
 CASE_PAGE = "pages/case.py"
 
@@ -57,8 +58,8 @@ n_pages = math.ceil(total / data.PAGE_SIZE)
 page = st.pagination(n_pages, key="page") if n_pages > 1 else 1
 rows = data.worklist_page(url, where, page=page)
 first = (page - 1) * data.PAGE_SIZE + 1
-st.caption(f"{total} cases predicted by {model.name} · showing {first}–{first + len(rows) - 1} · most uncertain "
-           "first · select a row to open the case")
+st.caption(f"{total} cases predicted by {md(model.name)} · showing {first}–{first + len(rows) - 1} · "
+           "most uncertain first · select a row to open the case")
 
 event = st.dataframe(
     tables.worklist_frame(rows),

@@ -51,6 +51,7 @@ class P1Config:
     batch_size: int = 128  # cases per step of the fusion models
     image_size: int = 32  # 28 px images are resized onto this grid (the product's default grid for 28 px)
     image_epochs: int = ImageStageConfig.epochs  # supervised image stage (0: none; the image net trains in the VAE)
+    image_members: int = FusionConfig.image_members  # image networks trained by the stage (an ensemble)
     text_epochs: int = TextStageConfig.epochs  # text fine-tuning before the tables are built (0: frozen embeddings)
     train_limit: int | None = None  # train on a seeded random subset of N cases (smoke tests); the file is class-ordered
     seed: int = 0  # model initialisation and shuffling
@@ -93,7 +94,7 @@ def estimate_seconds(config: P1Config, n_train: int, distinct_texts: int) -> dic
     area = (config.image_size / 32) ** 2
     parts = {"text stage": SECONDS_PER_TEXT_EPOCH * distinct_texts * config.text_epochs}
     if any(f not in BASELINES for f in config.fusions):  # the rows that use the image stage (as in run_p1)
-        parts["image stage"] = SECONDS_PER_SAMPLE_EPOCH["image"] * area * n_train * config.image_epochs
+        parts["image stage"] = SECONDS_PER_SAMPLE_EPOCH["image"] * area * n_train * config.image_epochs * config.image_members
     for fusion in config.fusions:
         if fusion != CNN:
             parts[fusion] = SECONDS_PER_SAMPLE_EPOCH[fusion] * n_train * config.epochs
@@ -182,6 +183,7 @@ def _image_stage(tables: dict[str, FeatureTable], config: P1Config, device: torc
     image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
     stage_config = ImageStageConfig(epochs=config.image_epochs)
     return train_image_encoder(image, len(LABELS), tables["train"], tables["val"], stage_config, seed=config.seed,
+                               members=config.image_members,
                                device=device, on_epoch=(lambda r: on_epoch("image stage", r)) if on_epoch else None)
 
 
@@ -218,7 +220,7 @@ def run_p1(
                                "modes": score_modes(lambda t, b=baseline: predict_baseline(b, t, device), tables, prior=config.prior)}
             results[fusion]["seconds_per_epoch"] = None
             continue
-        spec = ModelSpec(LABELS, modalities, FusionConfig(fusion=fusion))
+        spec = ModelSpec(LABELS, modalities, FusionConfig(fusion=fusion, image_members=config.image_members if stage else 1))
         train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8,
                                    image_stage=ImageStageConfig(epochs=config.image_epochs))
         started = time.perf_counter()

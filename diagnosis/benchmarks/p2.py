@@ -44,7 +44,7 @@ def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.devi
     """
     image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
     spec = ModelSpec(LABELS, ModalitySpec(image=image, vectors={"text": tables["train"].inputs["text"].shape[1]}),
-                     FusionConfig(fusion=fusion))
+                     FusionConfig(fusion=fusion, image_members=config.image_members))
     results: dict[str, dict] = {}
     for weighted in (False, True):
         started = time.perf_counter()

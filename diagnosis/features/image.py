@@ -151,22 +151,30 @@ class ImageFeatureNet(nn.Module):
     """
 
     def __init__(self, preprocessing: ImagePreprocessing, feature_dim: int = 128, channels: tuple[int, ...] = (32, 64, 128),
-                 res_units: int = 2) -> None:
+                 res_units: int = 2, members: int = 1) -> None:
         super().__init__()
+        if members < 1:
+            raise ValueError(f"an image feature network needs at least one member, got {members}")
         self.feature_dim = feature_dim
-        self.net = Regressor(
-            in_shape=preprocessing.shape,
-            out_shape=(feature_dim,),
-            channels=channels,
-            strides=(2,) * len(channels),
-            num_res_units=res_units,
-            norm="BATCH",
-        )
+        self.out_dim = feature_dim * members  # what forward returns: the members' features side by side
+
+        def regressor() -> Regressor:
+            return Regressor(in_shape=preprocessing.shape, out_shape=(feature_dim,), channels=channels,
+                             strides=(2,) * len(channels), num_res_units=res_units, norm="BATCH")
+
+        self.net = regressor()  # the first member (its own name: one-member checkpoints keep their keys)
+        self.others = nn.ModuleList(regressor() for _ in range(members - 1))
         self.act = nn.SiLU()
 
+    def members(self) -> list[nn.Module]:
+        """The member networks, first to last (each ``(B, 1, *grid) -> (B, feature_dim)`` before the activation)."""
+        return [self.net, *self.others]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, *grid)`` -> ``(B, feature_dim)``."""
-        return self.act(self.net(x))
+        """``(B, 1, *grid)`` -> ``(B, out_dim)``: ``feature_dim`` features per member, concatenated."""
+        if not len(self.others):
+            return self.act(self.net(x))
+        return self.act(torch.cat([net(x) for net in self.members()], dim=-1))
 
 
 def load_backbone_weights(net: nn.Module, path: str | Path) -> None:

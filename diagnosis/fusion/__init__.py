@@ -38,5 +38,6 @@ def build_fusion(spec: ModalitySpec, config: FusionConfig) -> MultimodalVAE:
     variant = _VARIANTS[config.fusion]
     experts = issubclass(variant, ExpertFusionVAE)
     encoders, decoders = build_networks(spec, config.latent_dim, config.feature_dim, experts=experts,
-                                        image_channels=config.image_channels, image_res_units=config.image_res_units)
+                                        image_channels=config.image_channels, image_res_units=config.image_res_units,
+                                        image_members=config.image_members)
     return variant(encoders, decoders, config)

@@ -30,7 +30,8 @@ class ConcatVAE(MultimodalVAE):
 
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:
         super().__init__(encoders, decoders, config)
-        width = (config.feature_dim + 1) * len(self.modalities)
+        self.widths = {m: int(getattr(self.encoders[m], "out_dim", config.feature_dim)) for m in self.modalities}
+        width = sum(self.widths.values()) + len(self.modalities)  # features and a presence flag per modality
         self.joint = nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, 2 * config.latent_dim))
 
     def _features(self, inputs: Tensors, masks: Tensors) -> dict[str, torch.Tensor]:
@@ -38,7 +39,7 @@ class ConcatVAE(MultimodalVAE):
         device = next(self.parameters()).device
         return {
             m: self.encoders[m](inputs[m]) if m in inputs and bool(masks[m].any())
-            else torch.zeros(batch, self.config.feature_dim, device=device)
+            else torch.zeros(batch, self.widths[m], device=device)
             for m in self.modalities
         }
 

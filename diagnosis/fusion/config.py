@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 __all__ = ["FusionConfig", "FUSIONS", "LEGACY_IMAGE_NETWORK"]
 
 FUSIONS = ("poe", "moe", "mopoe", "concat")  # fusion variants available to ``diagnosis train --fusion``
-LEGACY_IMAGE_NETWORK = {"image_channels": (16, 32, 64), "image_res_units": 1}  # checkpoints saved before these fields
+# checkpoints saved before these fields existed
+LEGACY_IMAGE_NETWORK = {"image_channels": (16, 32, 64), "image_res_units": 1, "image_members": 1}
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,15 @@ class FusionConfig:
     modality_dropout: float = 0.2  # chance of hiding one modality of a complete case in the joint term
     image_channels: tuple[int, ...] = (32, 64, 128)  # image feature network: channels per stage (each halves the grid)
     image_res_units: int = 2  # image feature network: residual units per stage
+    image_members: int = 3  # image feature network: an ensemble of this many networks, each trained by the image
+    # stage with its own seed; their features are concatenated (3 members: P1 image AUC 0.984 -> 0.986, see README)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
         object.__setattr__(self, "image_channels", tuple(int(c) for c in self.image_channels))  # JSON gives a list
+        if self.image_members < 1:
+            raise ValueError(f"image_members must be at least 1, got {self.image_members}")
 
     def to_dict(self) -> dict:
         """JSON-ready form."""

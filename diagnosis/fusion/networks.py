@@ -87,7 +87,7 @@ class ImageDecoder(nn.Module):
 
 def build_networks(
     spec: ModalitySpec, latent_dim: int, feature_dim: int, experts: bool = True,
-    image_channels: tuple[int, ...] = (32, 64, 128), image_res_units: int = 2,
+    image_channels: tuple[int, ...] = (32, 64, 128), image_res_units: int = 2, image_members: int = 1,
 ) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
     """Encoders and decoders for every modality in ``spec``, keyed by modality name.
 
@@ -98,15 +98,16 @@ def build_networks(
         experts: True: encoders are Gaussian experts; False: plain feature networks (early fusion).
         image_channels: Channels per stage of the image feature network.
         image_res_units: Residual units per stage of the image feature network.
+        image_members: Member networks of the image feature network (an ensemble; features concatenated).
     """
     backbones: dict[str, nn.Module] = {}
     decoders: dict[str, nn.Module] = {}
     if spec.image is not None:
-        backbones["image"] = ImageFeatureNet(spec.image, feature_dim, image_channels, image_res_units)
+        backbones["image"] = ImageFeatureNet(spec.image, feature_dim, image_channels, image_res_units, image_members)
         decoders["image"] = ImageDecoder(spec.image, latent_dim)
     for name, size in spec.vectors.items():
         backbones[name] = VectorFeatureNet(size, feature_dim)
         decoders[name] = VectorDecoder(latent_dim, size)
     if not experts:
         return backbones, decoders
-    return {m: GaussianExpert(net, feature_dim, latent_dim) for m, net in backbones.items()}, decoders
+    return {m: GaussianExpert(net, getattr(net, "out_dim", feature_dim), latent_dim) for m, net in backbones.items()}, decoders

@@ -1,58 +1,82 @@
-"""DICOM de-identification on ingest, after the DICOM PS3.15 Annex E *basic application confidentiality profile*.
+"""DICOM de-identification on ingest: PS3.15 Annex E *basic application confidentiality profile*, table-driven.
 
-The original file is never modified: a de-identified copy is written and that copy is what the store points at.
+The original file is never modified: a de-identified copy is written and that copy is what the store points at. The
+action for each attribute comes from the standard's table (:mod:`diagnosis.ingest.deid_profile`), applied at every
+level of every sequence, with these choices where the table leaves one (made by
+:func:`diagnosis.ingest.deid_profile.resolve_action`):
 
-- Identifying attributes (names, IDs, birth date, addresses, telephone numbers, institution, physicians, operators,
-  accession number, study id, station, device serial number, free-text comments and descriptions, ...) are removed
-  or emptied as the profile says (actions X / Z); ``PatientID`` and ``PatientName`` are replaced by the patient's
-  keyed pseudonym (action D).
-- Dates (VR ``DA`` and the date part of ``DT``) are shifted back by a per-patient number of days derived from the key,
-  so intervals within one patient stay true; ``PatientBirthDate`` is emptied.
-- UIDs (VR ``UI``) are remapped to ``2.25.<keyed hash>``, consistently across the files of a study and re-ingests;
-  DICOM-defined UIDs (``1.2.840.10008.*``: SOP classes, transfer syntaxes) are kept.
-- Private tags are removed; ``PatientIdentityRemoved`` is ``YES`` and ``DeidentificationMethod`` names this profile.
+- ``PatientID`` and ``PatientName`` get the patient's keyed pseudonym (``D``); nested ones (e.g. in a kept sequence)
+  get the pseudonym of their own value (IDs) or are emptied (names).
+- Composite codes: ``X/Z``, ``Z/D`` and ``X/Z/D`` empty the attribute (``Z``), ``X/D`` removes it, ``X/Z/U*`` keeps the
+  sequence and treats its items; ``D`` puts a dummy value (``ANONYMIZED``, ``0``), or removes a sequence or binary
+  value.
+- Dates and times whose action is not ``X`` follow the *Retain Longitudinal Temporal Information with Modified Dates*
+  option (``C``): dates move back by a per-patient number of days derived from the key, so intervals within one patient
+  stay true; times are kept; a malformed value is emptied. Patient attributes (group 0010, e.g. ``PatientBirthDate``)
+  follow the basic profile.
+- UIDs (``U``, and any other ``UI`` value) become ``2.25.<keyed hash>``, consistently across the files of a study
+  and re-ingests; DICOM-defined UIDs (``1.2.840.10008.*``) are kept.
+- Beyond the table: private attributes, curves (``50xx``) and overlays (``60xx``) are removed; so are patient-module
+  attributes (group 0010) the table does not list, free text (``LT``/``ST``/``UT``), ``UN`` values, attributes unknown
+  to the data dictionary and group lengths; any other person name is emptied, dates are shifted, UIDs remapped.
+- The file meta header keeps only what a reader needs (no source / sending AE titles), the 128-byte preamble is zeroed;
+  ``PatientIdentityRemoved`` is ``YES``, ``LongitudinalTemporalInformationModified`` is ``MODIFIED``, and
+  ``DeidentificationMethod`` (+ code sequence) names the profile and option.
+- **Burned-in annotation**: a file declaring ``BurnedInAnnotation = YES`` has text in its pixels that no header edit
+  removes; it is refused (:class:`BurnedInAnnotationError`, a :class:`DicomError`, which ingest stores as the case's
+  reason) unless the caller opts in with ``accept_burned_in=True``.
 
-Sequences are processed recursively.
+:func:`remaining_phi` audits a stored file against the same rules, at every level.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
-from diagnosis.ingest.dicom import read_dicom, read_series
-from diagnosis.ingest.privacy import keyed_digest, pseudonymise
+from diagnosis.ingest.deid_profile import BASIC_PROFILE, PSEUDONYMISED, resolve_action
+from diagnosis.ingest.dicom import DicomError, read_dicom, read_series
+from diagnosis.ingest.dicom_quiet import quiet_pydicom
+from diagnosis.ingest.privacy import PSEUDONYM_PREFIX, keyed_digest, pseudonymise
 
-__all__ = ["PHI_KEYWORDS", "deidentify_dataset", "remaining_phi", "write_deidentified"]
+__all__ = [
+    "METHOD",
+    "PHI_KEYWORDS",
+    "BurnedInAnnotationError",
+    "deidentify_dataset",
+    "remaining_phi",
+    "resolve_action",
+    "write_deidentified",
+]
 
 MAX_SHIFT_DAYS = 3650  # dates move back by 1..MAX_SHIFT_DAYS days, fixed per patient
-METHOD = "PS3.15 basic profile, per-patient date shift, UID remap"  # <= 64 chars (VR LO)
+METHOD = "PS3.15 E basic profile, modified dates option, keyed UIDs"  # <= 64 chars (VR LO)
+METHOD_CODES = (("113100", "Basic Application Confidentiality Profile"),  # DCM codes of PS3.16 CID 7050
+                ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"))
+DUMMY_TEXT = "ANONYMIZED"  # action D for text values (fits CS, AE and SH)
+PHI_KEYWORDS: tuple[str, ...] = tuple(sorted(keyword_for_tag(t) for t in BASIC_PROFILE))  # the table's attributes
 
-# Basic-profile attributes removed (X) or emptied (Z). PatientID / PatientName get the pseudonym instead.
-REMOVED = (
-    "PatientAddress", "PatientTelephoneNumbers", "PatientTelecomInformation", "OtherPatientIDs", "OtherPatientNames",
-    "OtherPatientIDsSequence", "PatientMotherBirthName", "PatientBirthName", "PatientBirthTime", "MilitaryRank",
-    "BranchOfService", "EthnicGroup", "Occupation", "AdditionalPatientHistory", "PatientComments", "PatientAge",
-    "PatientSize", "PatientWeight", "MedicalRecordLocator", "CountryOfResidence", "RegionOfResidence",
-    "CurrentPatientLocation", "PatientInsurancePlanCodeSequence", "PatientReligiousPreference",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence",
-    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "ReferringPhysicianIdentificationSequence",
-    "PerformingPhysicianName", "PerformingPhysicianIdentificationSequence", "NameOfPhysiciansReadingStudy",
-    "PhysiciansReadingStudyIdentificationSequence", "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence",
-    "OperatorsName", "OperatorIdentificationSequence", "RequestingPhysician", "ResponsiblePerson",
-    "ResponsibleOrganization", "StationName", "DeviceSerialNumber", "RequestAttributesSequence",
-    "PerformedProcedureStepID", "ScheduledProcedureStepID", "RequestedProcedureID", "ImageComments",
-    "StudyDescription", "SeriesDescription", "PerformedProcedureStepDescription", "AdmittingDiagnosesDescription",
-    "DerivationDescription", "IssuerOfPatientID", "ProtocolName", "Allergies", "MedicalAlerts",
-    "PregnancyStatus", "SmokingStatus", "ReasonForStudy", "RequestedProcedureDescription", "AdmissionID",
-)
-EMPTIED = ("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "AccessionNumber", "StudyID",
-           "ContentCreatorName")
-PHI_KEYWORDS: tuple[str, ...] = REMOVED + EMPTIED  # none of these may hold a value in a stored copy
+NUMBER_VRS = ("US", "SS", "UL", "SL", "UV", "SV", "FL", "FD")
+META_KEPT = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "TransferSyntaxUID")
+
+_DA = re.compile(r"\d{8}")
+_DT = re.compile(r"(\d{8})(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?([+-]\d{4})?")
+_TM = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
+_PSEUDONYM = re.compile(re.escape(PSEUDONYM_PREFIX) + r"[0-9a-f]{8,64}")
+
+
+class BurnedInAnnotationError(DicomError):
+    """A file declares text burned into its pixels; it is not ingested unless burned-in annotations are accepted."""
 
 
 def _shift_days(key: bytes, patient: str) -> int:
@@ -60,11 +84,19 @@ def _shift_days(key: bytes, patient: str) -> int:
 
 
 def _new_uid(key: bytes, uid: str) -> str:
+    if not uid or uid.startswith("1.2.840.10008."):
+        return uid
     return "2.25." + str(int.from_bytes(keyed_digest(key, uid, "uid")[:16], "big"))
 
 
-def _shift_date(value: str, days: int) -> str:
-    """Shift a ``YYYYMMDD`` (or a ``DT`` starting with it) back by ``days``; unparseable values become empty."""
+def _temporal(vr: str, value: str, days: int) -> str:
+    """Action C for a date, date-time or time: dates shifted back by ``days``, times kept, malformed values emptied."""
+    value = value.strip()
+    if vr == "TM":
+        return value if _TM.fullmatch(value) else ""
+    match = (_DA if vr == "DA" else _DT).fullmatch(value)
+    if match is None:
+        return ""
     try:
         shifted = dt.datetime.strptime(value[:8], "%Y%m%d").date() - dt.timedelta(days=days)
     except ValueError:
@@ -72,56 +104,117 @@ def _shift_date(value: str, days: int) -> str:
     return shifted.strftime("%Y%m%d") + value[8:]
 
 
-def _clean(ds: Dataset, key: bytes, pseudonym: str, days: int) -> None:
-    """Apply the profile to one dataset level and recurse into sequences."""
-    ds.remove_private_tags()
-    for keyword in REMOVED:
-        if keyword in ds:
-            delattr(ds, keyword)
-    for keyword in EMPTIED:
-        if keyword in ds:
-            ds.data_element(keyword).value = ""
+def _map_values(elem: DataElement, change: Callable[[str], object]) -> None:
+    """Replace each value of a (possibly multi-valued) element."""
+    if elem.is_empty:
+        return
+    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    mapped = [change(str(v)) for v in values]
+    elem.value = mapped if elem.VM > 1 else mapped[0]
+
+
+def _dummy(vr: str) -> object:
+    return 0 if vr in NUMBER_VRS else "0" if vr in ("IS", "DS") else "000D" if vr == "AS" else DUMMY_TEXT
+
+
+def _clean(ds: Dataset, key: bytes, pseudonym: str, days: int, depth: int) -> None:
+    """Apply the profile to one dataset level and recurse into the sequences that stay."""
     for elem in list(ds):
-        if elem.VR == "SQ":
+        action = resolve_action(int(elem.tag), elem.VR)
+        if action == "X":
+            del ds[elem.tag]
+        elif action == "Z":
+            elem.value = Sequence() if elem.VR == "SQ" else None
+        elif action == "D" and elem.tag in PSEUDONYMISED:
+            if not depth:
+                elem.value = pseudonym
+            elif elem.tag == PSEUDONYMISED[0] and not elem.is_empty:
+                elem.value = pseudonymise(str(elem.value), key)  # a nested PatientID keeps a link, not the id
+            else:
+                elem.value = None  # a nested PatientName
+        elif action == "D":
+            elem.value = _dummy(elem.VR)
+        elif action == "C":
+            _map_values(elem, lambda v, vr=elem.VR: _temporal(vr, v, days))
+        elif action == "U" and elem.VR == "UI":
+            _map_values(elem, lambda v: _new_uid(key, v))
+        elif elem.VR == "SQ":  # K, or U on a sequence (X/Z/U*): keep it and treat its items
             for item in elem.value:
-                _clean(item, key, pseudonym, days)
-        elif elem.VR == "UI" and elem.value:
-            values = elem.value if elem.VM > 1 else [elem.value]
-            mapped = [str(v) if str(v).startswith("1.2.840.10008.") else _new_uid(key, str(v)) for v in values]
-            elem.value = mapped if elem.VM > 1 else mapped[0]
-        elif elem.VR in ("DA", "DT") and elem.value and elem.keyword != "PatientBirthDate":
-            values = elem.value if elem.VM > 1 else [elem.value]
-            shifted = [_shift_date(str(v), days) for v in values]
-            elem.value = shifted if elem.VM > 1 else shifted[0]
-        elif elem.VR == "PN" and elem.keyword not in ("PatientName",) and elem.value:
-            elem.value = ""  # any other person name (e.g. in a sequence) is emptied
+                _clean(item, key, pseudonym, days, depth + 1)
 
 
-def deidentify_dataset(ds: Dataset, key: bytes, patient: str) -> Dataset:
+def _burned_in(ds: Dataset) -> bool:
+    """Whether any level declares ``BurnedInAnnotation = YES``."""
+    for elem in ds:
+        if elem.keyword == "BurnedInAnnotation" and str(elem.value or "").strip().upper() == "YES":
+            return True
+        if elem.VR == "SQ" and any(_burned_in(item) for item in elem.value):
+            return True
+    return False
+
+
+def _check_burned_in(ds: Dataset, name: str, accept: bool) -> None:
+    if not accept and _burned_in(ds):
+        raise BurnedInAnnotationError(
+            f"{name} declares BurnedInAnnotation = YES: text burned into the pixels may identify the patient, and "
+            "de-identification cannot remove it; blank the annotated pixels and set BurnedInAnnotation to NO, or "
+            "ingest with burned-in annotations accepted"
+        )
+
+
+def _clean_meta(ds: Dataset) -> None:
+    """Keep only the file meta attributes a reader needs; zero the preamble."""
+    old = getattr(ds, "file_meta", None)
+    meta = FileMetaDataset()
+    for keyword in META_KEPT:
+        if old is not None and keyword in old:
+            setattr(meta, keyword, old[keyword].value)
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+
+
+def deidentify_dataset(ds: Dataset, key: bytes, patient: str, *, accept_burned_in: bool = False) -> Dataset:
     """De-identify a dataset in place and return it.
 
     Args:
-        ds: A DICOM dataset (its ``file_meta`` is updated too).
+        ds: A DICOM dataset (its ``file_meta`` and preamble are replaced too).
         key: Pseudonymisation key.
         patient: The patient identity that fixes the pseudonym and the date shift (manifest ``patient_id``, else
             the file's ``PatientID``).
+        accept_burned_in: De-identify a dataset declaring burned-in annotation instead of refusing it.
 
     Returns:
         ``ds``.
+
+    Raises:
+        BurnedInAnnotationError: ``BurnedInAnnotation`` is ``YES`` and ``accept_burned_in`` is not set.
     """
-    pseudonym = pseudonymise(patient, key)
-    _clean(ds, key, pseudonym, _shift_days(key, patient))
-    ds.PatientID = pseudonym
-    ds.PatientName = pseudonym
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = METHOD
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "SOPInstanceUID" in ds:
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    with quiet_pydicom():
+        _check_burned_in(ds, "the dataset", accept_burned_in)
+        pseudonym = pseudonymise(patient, key)
+        _clean(ds, key, pseudonym, _shift_days(key, patient), depth=0)
+        ds.PatientID = pseudonym
+        ds.PatientName = pseudonym
+        ds.PatientIdentityRemoved = "YES"
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        ds.DeidentificationMethod = METHOD
+        codes = []
+        for value, meaning in METHOD_CODES:
+            code = Dataset()
+            code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, "DCM", meaning
+            codes.append(code)
+        ds.DeidentificationMethodCodeSequence = Sequence(codes)
+        _clean_meta(ds)
     return ds
 
 
-def write_deidentified(source: Path, dest: Path, key: bytes, patient: str | None) -> Path:
+def write_deidentified(source: Path, dest: Path, key: bytes, patient: str | None, *,
+                       accept_burned_in: bool = False) -> Path:
     """Write a de-identified copy of a DICOM file or series folder under ``dest`` (replacing an older copy).
 
     Args:
@@ -129,31 +222,84 @@ def write_deidentified(source: Path, dest: Path, key: bytes, patient: str | None
         dest: Folder for this case's copy.
         key: Pseudonymisation key.
         patient: Manifest ``patient_id``; ``None`` uses the file's ``PatientID`` (or "unknown").
+        accept_burned_in: Copy files that declare burned-in annotation instead of refusing them.
 
     Returns:
         The copy: ``dest/image.dcm`` or the folder ``dest/series``.
 
     Raises:
         DicomError: The source cannot be read as DICOM with pixel data.
+        BurnedInAnnotationError: A file declares burned-in annotation and ``accept_burned_in`` is not set.
     """
-    slices = [ds for _, ds in read_series(source)] if source.is_dir() else [read_dicom(source)]
-    identity = patient or str(slices[0].get("PatientID", "") or "unknown")
-    if dest.exists():
-        shutil.rmtree(dest)
-    if source.is_dir():
-        target = dest / "series"
-        target.mkdir(parents=True)
-        for index, ds in enumerate(slices):
-            deidentify_dataset(ds, key, identity).save_as(target / f"slice-{index:04d}.dcm", enforce_file_format=False)
-        return target
-    dest.mkdir(parents=True)
-    target = dest / "image.dcm"
-    deidentify_dataset(slices[0], key, identity).save_as(target, enforce_file_format=False)
+    with quiet_pydicom():
+        slices = read_series(source) if source.is_dir() else [(source, read_dicom(source))]
+        for path, ds in slices:
+            _check_burned_in(ds, path.name, accept_burned_in)
+        identity = patient or str(slices[0][1].get("PatientID", "") or "unknown")
+        if dest.exists():
+            shutil.rmtree(dest)
+        if source.is_dir():
+            target = dest / "series"
+            outputs = [target / f"slice-{index:04d}.dcm" for index in range(len(slices))]
+        else:
+            target = dest / "image.dcm"
+            outputs = [target]
+        outputs[0].parent.mkdir(parents=True)
+        for out, (_, ds) in zip(outputs, slices, strict=True):
+            deidentify_dataset(ds, key, identity, accept_burned_in=accept_burned_in).save_as(out, enforce_file_format=False)
     return target
 
 
+def _values(elem: DataElement) -> list[str]:
+    return [] if elem.is_empty else [str(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
+
+
+def _label(tag: int) -> str:
+    """A repeating-group attribute (curves, overlays) by its dictionary keyword and tag; else the tag."""
+    keyword = keyword_for_tag(tag)
+    return f"{keyword} {pydicom.tag.Tag(tag)}" if keyword else str(pydicom.tag.Tag(tag))
+
+
+def _audit(ds: Dataset, where: str, found: list[str]) -> None:
+    """Append a label for every attribute of this level (and below) that the profile would not leave as it is."""
+    for elem in ds:
+        name = f"{where}private {elem.tag}" if elem.tag.is_private else f"{where}{elem.keyword or _label(elem.tag)}"
+        action = resolve_action(int(elem.tag), elem.VR)
+        if elem.keyword == "BurnedInAnnotation" and "YES" in [v.strip().upper() for v in _values(elem)]:
+            found.append(f"{name}=YES")
+        elif action in ("X", "Z") and not elem.is_empty:
+            found.append(name)
+        elif action == "D" and elem.tag in PSEUDONYMISED:
+            found += [name for v in _values(elem) if not _PSEUDONYM.fullmatch(v)][:1]
+        elif action == "D":
+            found += [name for v in _values(elem) if v not in (DUMMY_TEXT, "0", "0.0", "000D")][:1]
+        elif action == "C":
+            found += [name for v in _values(elem) if _temporal(elem.VR, v, 0) != v.strip()][:1]
+        elif action == "U" and elem.VR == "UI":
+            found += [name for v in _values(elem) if not v.startswith(("2.25.", "1.2.840.10008."))][:1]
+        elif elem.VR == "SQ":
+            for index, item in enumerate(elem.value):
+                _audit(item, f"{name}[{index}].", found)
+
+
 def remaining_phi(path: Path) -> list[str]:
-    """Keywords of :data:`PHI_KEYWORDS` that still hold a value in a stored file (for audits and tests)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    found = [k for k in PHI_KEYWORDS if k in ds and str(ds.data_element(k).value).strip()]
-    return found + [f"private {elem.tag}" for elem in ds if elem.tag.is_private]
+    """What a stored file still holds that the profile removes, empties or replaces (for audits and tests).
+
+    Checks every level of every sequence (overlays, curves and private attributes included), the burned-in
+    annotation flag, ``PatientIdentityRemoved``, the file meta header and the preamble.
+
+    Returns:
+        Labels such as ``"PatientName"`` or ``"OriginalAttributesSequence[0].PatientID"``; empty when clean.
+    """
+    with quiet_pydicom():
+        ds = pydicom.dcmread(path, force=True)
+        found: list[str] = []
+        _audit(ds, "", found)
+        if str(ds.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+            found.append("PatientIdentityRemoved is not YES")
+        meta = getattr(ds, "file_meta", Dataset())
+        allowed = {*META_KEPT, "MediaStorageSOPInstanceUID", "FileMetaInformationGroupLength", "ImplementationClassUID"}
+        found += [f"file meta {elem.keyword or elem.tag}" for elem in meta if elem.keyword not in allowed]
+        if any(getattr(ds, "preamble", None) or b""):
+            found.append("preamble holds data")
+    return found

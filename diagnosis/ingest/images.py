@@ -6,14 +6,21 @@ channel-first float array; colour channels are averaged into one channel, single
 
 Policies:
 
+- **DICOM** files and series folders are decoded by :mod:`diagnosis.ingest.dicom` (not MONAI): colour becomes its
+  channel average, a multi-frame file a volume of its frames (or a rejection, see there), pydicom stays quiet.
 - **4D NIfTI** (``X, Y, Z, T``): the first volume (``t = 0``) is used; the other time points / channels are ignored.
 - **Content beats extension**: the first bytes are sniffed (:mod:`diagnosis.ingest.sniff`) and a file whose content
   is another format than its extension says is rejected.
 - **Pixel axes of PNG / JPEG** follow MONAI's ``PILReader``: the first spatial axis is the picture's width (x).
   Pillow is called directly for them, as MONAI would, without MONAI's metadata tracking (five times faster per
   small picture, where batch diagnosis spends its reading time).
-- **Size before reading**: the declared shape is read from the header first, so an absurdly large image is
-  rejected without being decoded.
+- **Size before reading**: what decoding will cost is read from the headers first, and an image whose decoded
+  values would exceed :data:`MAX_VOXELS` is rejected without being decoded. Every value counts: all spatial axes,
+  time points of a 4D NIfTI (MONAI decodes them all, even though one is kept), colour channels and alpha of a
+  picture, frames and samples per pixel of a DICOM file, and the sum over the slices of a series folder.
+  Peak memory per case is the readers' libraries (about 0.5 GB, once per process) plus :data:`BYTES_PER_VALUE`
+  (8 measured for int16 NIfTI: the float32 array and the reader's buffer; up to 12 for float64 sources) times the
+  values: at most about 1.6 GB at the 512³ limit. ``tests/diagnosis/test_ingest_hostile.py`` measures the slope.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
-from diagnosis.ingest.dicom import DicomError, dicom_files, read_dicom, series_volume
+from diagnosis.ingest.dicom import MAX_SERIES_FILES, DicomError, dicom_files, dicom_image, read_dicom, series_volume
 from diagnosis.ingest.sniff import sniff_format
 
 __all__ = [
@@ -55,6 +63,7 @@ IMAGE_FORMATS: dict[str, str] = {
     ".npy": "npy",
 }
 MAX_VOXELS = 512 * 512 * 512  # larger images are rejected as absurd rather than exhausting memory
+BYTES_PER_VALUE = 12  # documented upper bound of reading memory per decoded value (see the module docstring)
 MIN_SIDE = 8  # smaller spatial sides carry no usable structure
 SERIES_FORMAT = "dicom"  # format recorded for a DICOM series folder
 PICTURE_FORMATS = ("png", "jpeg")  # decoded by Pillow directly (see _read_picture)
@@ -149,6 +158,7 @@ def load_image(path: str | Path) -> LoadedImage:
     """
     path = Path(path)
     if path.is_dir():
+        _check_series_size(path)
         try:
             volume, spacing = series_volume(path)
         except DicomError as error:
@@ -166,6 +176,8 @@ def load_image(path: str | Path) -> LoadedImage:
     picture = fmt in PICTURE_FORMATS
     if not picture:
         _check_declared_shape(path, fmt)
+    if fmt == "dicom":
+        return _load_dicom(path)
     try:
         if picture:
             return _finish(_read_picture(path), PICTURE_SPACING, path)
@@ -183,6 +195,16 @@ def load_image(path: str | Path) -> LoadedImage:
     return _finish(array, _spacing(image), path, None if affine is None else np.asarray(affine, dtype=np.float64))
 
 
+def _load_dicom(path: Path) -> LoadedImage:
+    """One DICOM file, decoded by :func:`diagnosis.ingest.dicom.dicom_image` (its colour and multi-frame policy)."""
+    try:
+        array, spacing = dicom_image(path)
+    except DicomError as error:
+        raise ImageError(str(error)) from error
+    affine = np.diag([*spacing, 1.0]) if spacing is not None and len(spacing) == 3 else None
+    return _finish(array[None], spacing, path, affine)
+
+
 def _read_picture(path: Path) -> np.ndarray:
     """Decode a PNG / JPEG channel-first as MONAI's ``PILReader`` + ``EnsureChannelFirst`` would: ``(C, x, y)``."""
     from PIL import Image
@@ -190,7 +212,7 @@ def _read_picture(path: Path) -> np.ndarray:
     with warnings.catch_warnings():  # our own MAX_VOXELS limit applies, not Pillow's bomb warning
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as picture:  # reads the header only; pixels are decoded by asarray
-            _check_size(picture.size, path)
+            _check_size(picture.size, path, channels=len(picture.getbands()))
             data = np.asarray(picture)
     data = np.moveaxis(data, 0, 1)  # (rows, cols[, C]) -> (x, y[, C]), MONAI's reverse indexing
     return (data[None] if data.ndim == 2 else np.moveaxis(data, -1, 0)).astype(np.float32)
@@ -235,12 +257,11 @@ def _check_declared_shape(path: Path, fmt: str) -> None:
             shape = tuple(int(s) for s in nib.load(path).shape)
             if len(shape) > 4:
                 raise ImageError(f"{path.name}: NIfTI with {len(shape)} axes {shape}; at most 4 (X, Y, Z, T) are supported")
-            shape = shape[:3]  # 4D policy: one volume is read
+            # every time point counts: MONAI decodes them all before the 4D policy keeps the first
         elif fmt == "npy":
             shape = tuple(np.load(path, mmap_mode="r").shape)
         else:
-            ds = read_dicom(path)
-            shape = (int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), int(ds.get("NumberOfFrames", 1) or 1))
+            shape = _dicom_shape(read_dicom(path))  # with pixels: a file without any is named as such
     except DicomError as error:
         raise ImageError(str(error)) from error
     except ImageError:
@@ -250,10 +271,40 @@ def _check_declared_shape(path: Path, fmt: str) -> None:
     _check_size(shape, path)
 
 
-def _check_size(shape: tuple[int, ...], path: Path) -> None:
-    """Reject a declared shape above :data:`MAX_VOXELS` before any pixel is decoded."""
-    if int(np.prod(shape, dtype=np.int64)) > MAX_VOXELS:
-        raise ImageError(f"{path.name}: declared size {tuple(shape)} exceeds the limit of {MAX_VOXELS} voxels")
+def _dicom_shape(ds: Dataset) -> tuple[int, ...]:
+    """Rows, columns, frames and samples per pixel that a DICOM header declares (what decoding will produce)."""
+    return tuple(_header_int(ds.get(name), 1) for name in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"))
+
+
+def _header_int(value: object, default: int) -> int:
+    try:
+        return max(int(value), 0) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _check_series_size(folder: Path) -> None:
+    """Reject a series folder whose slices together declare more than :data:`MAX_VOXELS` values, from headers only."""
+    total, files = 0, 0
+    for item in dicom_files(folder):
+        files += 1
+        if files > MAX_SERIES_FILES:
+            break  # read_series names the file limit
+        try:
+            total += int(np.prod(_dicom_shape(read_dicom(item, pixels=False)), dtype=np.int64))
+        except DicomError:
+            continue  # read_series reports unreadable slices with their reason
+        if total > MAX_VOXELS:
+            raise ImageError(f"series folder {folder.name}: its slices declare more than {MAX_VOXELS} values in all "
+                             f"(reached after {files} files); split or downsample the series")
+
+
+def _check_size(shape: tuple[int, ...], path: Path, channels: int = 1) -> None:
+    """Reject a declared shape (times ``channels``) above :data:`MAX_VOXELS` before any pixel is decoded."""
+    if int(np.prod(shape, dtype=np.int64)) * max(channels, 1) > MAX_VOXELS:
+        what = f"{tuple(shape)} × {channels} channels" if channels > 1 else f"{tuple(shape)}"
+        raise ImageError(f"{path.name}: declared size {what} exceeds the limit of {MAX_VOXELS} values; "
+                         "downsample or crop the image before ingest")
 
 
 def _spacing(image: object) -> tuple[float, ...] | None:

@@ -1,7 +1,8 @@
 """Pseudonymisation: a secret key and the keyed hash that replaces patient identifiers before they are stored.
 
 The key comes from the environment variable ``DIAGNOSIS_PSEUDONYM_KEY`` when set; otherwise a random 256-bit key is
-generated once and kept in ``<home>/secrets/pseudonym.key`` (permissions 0600). The same key must be used for every
+generated once and kept in ``<home>/secrets/pseudonym.key`` (permissions 0600, created atomically so that
+concurrent first ingests agree on one key). The same key must be used for every
 ingest into one store: a new key gives the same patient a new pseudonym (and a stored case a different content).
 """
 
@@ -12,6 +13,7 @@ import hmac
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 __all__ = ["PSEUDONYM_KEY_ENV", "PSEUDONYM_PREFIX", "PrivacyError", "keyed_digest", "load_pseudonym_key", "pseudonymise"]
@@ -50,19 +52,31 @@ def load_pseudonym_key(home: str | Path | None) -> bytes:
         raise PrivacyError(f"no pseudonymisation key: set {PSEUDONYM_KEY_ENV} or give a diagnosis home")
     path = Path(home) / "secrets" / "pseudonym.key"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another ingest created it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-            logger.info("generated a pseudonymisation key under the diagnosis home (secrets/pseudonym.key)")
+        _create_key(path)
     key = path.read_text().strip().encode("utf-8")
     if len(key) < MIN_KEY_BYTES:
-        raise PrivacyError(f"{path} holds no usable key; delete it to generate a new one (pseudonyms will change)")
+        raise PrivacyError(f"{path} holds no usable key (under {MIN_KEY_BYTES} bytes); restore it from a backup, or "
+                           f"set {PSEUDONYM_KEY_ENV}. A new key would give every patient a new pseudonym")
     return key
+
+
+def _create_key(path: Path) -> None:
+    """Create the key file atomically: a complete temporary file (0600) is hard-linked into place, so concurrent
+    first ingests agree on one key and no reader ever sees a partly written file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temporary = tempfile.mkstemp(prefix=".pseudonym-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)  # fails if another process linked its key first: that key wins
+        except FileExistsError:
+            return
+        logger.info("generated a pseudonymisation key under the diagnosis home (secrets/pseudonym.key)")
+    finally:
+        os.unlink(temporary)
 
 
 def keyed_digest(key: bytes, value: str, purpose: str) -> bytes:

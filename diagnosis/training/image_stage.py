@@ -27,7 +27,7 @@ from diagnosis.features.image import ImageFeatureNet, ImagePreprocessing, load_b
 from diagnosis.training.data import FeatureTable
 from diagnosis.training.stage_result import StageResult
 
-__all__ = ["ImageClassifier", "ImageStage", "ImageStageConfig", "image_rows", "train_image_encoder"]
+__all__ = ["ImageClassifier", "ImageEnsemble", "ImageStage", "ImageStageConfig", "image_rows", "train_image_encoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +88,29 @@ class ImageClassifier(nn.Module):
         return torch.cat(out).numpy() if out else np.zeros((0, self.head.out_features), dtype=np.float32)
 
 
+class ImageEnsemble(nn.Module):
+    """Image classifiers trained alike with different seeds; their temperature-scaled probabilities are averaged."""
+
+    def __init__(self, members: list[ImageClassifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @torch.no_grad()
+    def probabilities(self, images: np.ndarray, device: torch.device, batch_size: int = 512) -> np.ndarray:
+        """Mean of the members' class probabilities ``(N, C)``."""
+        return np.mean([member.probabilities(images, device, batch_size) for member in self.members], axis=0)
+
+
 @dataclass
 class ImageStage(StageResult):
-    """The trained image classifier and how its training went."""
+    """The trained image classifiers and how their training went (``best_epoch`` / ``history``: the first member's)."""
 
-    classifier: ImageClassifier  # the selected network with its head, temperature-scaled on val
+    classifier: ImageEnsemble  # the selected networks with their heads, each temperature-scaled on val
+    members: list[StageResult] = field(default_factory=list)  # each member's own selection and figures
+
+    def summary(self) -> dict:
+        """The first member's figures, and every member's."""
+        return {**super().summary(), "members": [member.summary() for member in self.members]}
 
 
 def image_rows(table: FeatureTable) -> np.ndarray:
@@ -131,13 +149,15 @@ def train_image_encoder(
     feature_dim: int = 128,
     channels: tuple[int, ...] = (32, 64, 128),
     res_units: int = 2,
+    members: int = 1,
     weights: str | None = None,
     class_weights: torch.Tensor | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> ImageStage | None:
-    """Train the image feature network as a supervised classifier; keep the epoch with the lowest val loss.
+    """Train the image feature network as a supervised classifier, ``members`` times with seeds ``seed``,
+    ``seed + 1``, …; each keeps the epoch with its lowest val loss.
 
     Args:
         preprocessing: The model's image grid.
@@ -148,14 +168,16 @@ def train_image_encoder(
         feature_dim: Feature size of the network.
         channels: Channels per stage.
         res_units: Residual units per stage.
-        weights: Optional user-supplied weights to start from (``.safetensors`` / ``.pt`` of the feature network).
+        members: Networks to train (an ensemble: the fusion model reads their features side by side).
+        weights: Optional user-supplied weights every member starts from (``.safetensors`` / ``.pt`` of the
+            feature network).
         class_weights: Optional ``(C,)`` cross-entropy weights.
         seed: Initialisation, order and augmentation.
         device: Where to train.
-        on_epoch: Called with each epoch's figures.
+        on_epoch: Called with each epoch's figures (with ``member`` when there are several).
 
     Returns:
-        The selected classifier, or None when there are fewer than :data:`MIN_IMAGES` labelled training images or
+        The selected classifiers, or None when there are fewer than :data:`MIN_IMAGES` labelled training images or
         ``config.epochs`` is 0.
     """
     device = torch.device(device)
@@ -163,6 +185,24 @@ def train_image_encoder(
     if config.epochs <= 0 or len(rows) < MIN_IMAGES:
         logger.info("image stage skipped (%d labelled training images)", len(rows))
         return None
+    started = time.perf_counter()
+    trained: list[tuple[ImageClassifier, StageResult]] = []
+    for index in range(members):
+        report = on_epoch if members == 1 or on_epoch is None else (lambda r, i=index: on_epoch({**r, "member": i + 1}))
+        trained.append(_train_member(preprocessing, n_classes, train, val, config, rows, feature_dim, channels, res_units,
+                                     weights, class_weights, seed + index, device, report))
+    first = trained[0][1]
+    return ImageStage(first.best_epoch, first.history, time.perf_counter() - started,
+                      classifier=ImageEnsemble([net for net, _ in trained]).eval(), members=[r for _, r in trained])
+
+
+def _train_member(
+    preprocessing: ImagePreprocessing, n_classes: int, train: FeatureTable, val: FeatureTable | None,
+    config: ImageStageConfig, rows: np.ndarray, feature_dim: int, channels: tuple[int, ...], res_units: int,
+    weights: str | None, class_weights: torch.Tensor | None, seed: int, device: torch.device,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+) -> tuple[ImageClassifier, StageResult]:
+    """One member of :func:`train_image_encoder`: the classifier at its lowest val loss, temperature-scaled."""
     torch.manual_seed(seed)
     net = ImageClassifier(preprocessing, n_classes, feature_dim, channels, res_units).to(device)
     if weights:
@@ -218,4 +258,4 @@ def train_image_encoder(
     if val_images is not None and len(val_rows) >= 10:
         _, _, logits = _evaluate(classifier, val_images, val_labels)
         classifier.temperature.fill_(fit_temperature(logits, val_labels))
-    return ImageStage(best_epoch, history, time.perf_counter() - started, classifier=classifier.eval())
+    return classifier.eval(), StageResult(best_epoch, history, time.perf_counter() - started)

@@ -22,7 +22,8 @@ from diagnosis.training.data import FeatureTable
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import TextStageConfig
 
-__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "image_backbone", "inverse_frequency", "mask_modalities"]
+__all__ = ["FitResult", "TrainConfig", "calibrate", "fit", "image_backbone", "inverse_frequency", "load_stage_members",
+           "mask_modalities"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,20 @@ def image_backbone(model: DiagnosisModel) -> ImageFeatureNet | None:
     return getattr(encoder, "backbone", encoder)
 
 
+def load_stage_members(backbone: ImageFeatureNet, stage: ImageStage) -> None:
+    """Copy the image stage's trained networks into the fusion model's image feature network, member by member.
+
+    Raises:
+        ValueError: The stage trained another number of networks than the feature network has members.
+    """
+    trained = [classifier.backbone.net for classifier in stage.classifier.members]
+    if len(trained) != len(backbone.members()):
+        raise ValueError(f"the image stage trained {len(trained)} network(s) but the model's image feature network has "
+                         f"{len(backbone.members())} member(s); train the stage with members=image_members")
+    for member, net in zip(backbone.members(), trained, strict=True):
+        member.load_state_dict(net.state_dict())
+
+
 def _image_stage(spec: ModelSpec, train: FeatureTable, val: FeatureTable | None, config: TrainConfig,
                  weights: torch.Tensor | None, device: torch.device,
                  on_epoch: Callable[[dict[str, float]], None] | None) -> ImageStage | None:
@@ -208,7 +223,7 @@ def _image_stage(spec: ModelSpec, train: FeatureTable, val: FeatureTable | None,
     return train_image_encoder(
         spec.modalities.image, len(spec.label_names), train, val, config.image_stage,
         feature_dim=spec.fusion.feature_dim, channels=spec.fusion.image_channels, res_units=spec.fusion.image_res_units,
-        weights=config.image_weights, class_weights=weights, seed=config.seed, device=device,
+        members=spec.fusion.image_members, weights=config.image_weights, class_weights=weights, seed=config.seed, device=device,
         on_epoch=(lambda r: on_epoch({**r, "stage": "image"})) if on_epoch else None,
     )
 
@@ -264,11 +279,12 @@ def fit(
     model = DiagnosisModel(spec).to(device)
     backbone, frozen = image_backbone(model), []
     if backbone is not None and image_stage is not None:
-        backbone.load_state_dict(image_stage.classifier.backbone.state_dict())
+        load_stage_members(backbone, image_stage)
         if config.image_stage.freeze:
             frozen.append(backbone.requires_grad_(False))
     elif backbone is not None and config.image_weights:
-        load_backbone_weights(backbone.net, config.image_weights)
+        for member in backbone.members():
+            load_backbone_weights(member, config.image_weights)
     augment = _fusion_augmenter(spec, config, image_stage is not None)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay,

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
+from tests.dashboard.apptest import DASHBOARD, TIMEOUT_S, signed_in
 
 Store = Any  # the seeded store from conftest.py
-DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
-TIMEOUT_S = 90
 PAGES = ("pages/overview.py", "pages/worklist.py", "pages/case.py", "pages/model.py", "pages/augmentation.py",
          "pages/runs.py")  # fmt: skip
 
@@ -27,18 +25,6 @@ def _all_text(at: AppTest) -> str:
     return "\n".join(parts)
 
 
-def _signed_in(store: Store, username: str, page: str | None = None, **query: str) -> AppTest:
-    """The app signed in as ``username`` (through the session state the sign-in form fills), on ``page``."""
-    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S)
-    at.query_params.update(query)
-    with db.session_scope(store.url) as session:
-        at.session_state["user"] = db.get_user(session, username)
-    at.session_state["last_active"] = time.time()
-    at.run()
-    if page is not None:
-        at.switch_page(page).run()
-    assert not at.exception
-    return at
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -87,7 +73,7 @@ def test_disabled_user_cannot_sign_in(store: Store) -> None:
 
 def test_idle_session_times_out(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIAGNOSIS_SESSION_TIMEOUT_MINUTES", "1")
-    at = _signed_in(store, store.clinician)
+    at = signed_in(store, store.clinician)
     assert at.title[0].value == "Overview"
     at.session_state["last_active"] = time.time() - 61
     at.run()
@@ -96,7 +82,7 @@ def test_idle_session_times_out(store: Store, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_override_is_stored_with_an_audit_row(store: Store) -> None:
-    at = _signed_in(store, store.clinician, "pages/case.py", case=store.image_2d)
+    at = signed_in(store, store.clinician, "pages/case.py", case=store.image_2d)
     assert "Not reviewed yet" in _all_text(at)
     at.selectbox(key="review_label").select("covid")
     at.text_area(key="review_comment").input("Ground-glass opacities on the CT.")
@@ -113,7 +99,7 @@ def test_override_is_stored_with_an_audit_row(store: Store) -> None:
 
 
 def test_concurrent_review_is_refused_not_overwritten(store: Store) -> None:
-    at = _signed_in(store, store.clinician, "pages/case.py", case=store.image_2d)  # the form shows "unreviewed"
+    at = signed_in(store, store.clinician, "pages/case.py", case=store.image_2d)  # the form shows "unreviewed"
     with db.session_scope(store.url) as session:  # meanwhile another clinician confirms
         db.submit_review(session, case_key=store.image_2d, username=store.admin, final_label="pneumonia",
                          expected_version=0, predicted_label="pneumonia", comment="clear consolidation")  # fmt: skip
@@ -130,8 +116,8 @@ def test_concurrent_review_is_refused_not_overwritten(store: Store) -> None:
 
 
 def test_augmentation_action_is_for_admins_and_says_when_unavailable(store: Store) -> None:
-    at = _signed_in(store, store.clinician, "pages/augmentation.py")
+    at = signed_in(store, store.clinician, "pages/augmentation.py")
     assert "Only administrators" in _all_text(at)
-    at = _signed_in(store, store.admin, "pages/augmentation.py")
+    at = signed_in(store, store.admin, "pages/augmentation.py")
     shown = _all_text(at)
     assert "Generation is unavailable" in shown or at.button(key="augment_start") is not None

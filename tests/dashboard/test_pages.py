@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
+from dashboard.escape import md
 
 Store = Any  # the seeded store from conftest.py (url, case keys, labels, reject_reason, volume_shape)
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
@@ -277,7 +278,7 @@ def test_case_page_text_only_and_rejected_cases(store: Store) -> None:
     assert metrics(at)["Uncertainty"] == "not estimated" and metrics(at)["Conformal set"] == "not calibrated"
     at = open_page("pages/case.py", case=store.rejected)
     assert metrics(at)["Status"] == "rejected"
-    assert store.reject_reason in texts(at) and "No predictions yet" in texts(at)
+    assert f"Reason: {md(store.reject_reason)}" in texts(at) and "No predictions yet" in texts(at)  # shown escaped
 
 
 def test_case_page_unknown_or_missing_case(store: Store) -> None:

@@ -15,7 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+import db
 
 from db import default_sqlite_url, get_engine, migrate, session_scope
 from db.engine import _alembic_config
@@ -30,7 +32,7 @@ def head_revision() -> str:
 
 
 EXPECTED_TABLES = {"patients", "cases", "images", "symptom_notes", "model_versions", "predictions", "flow_runs",
-                   "users", "reviews", "audit_log", "model_promotions", "inbox_manifests"}
+                   "users", "reviews", "audit_log", "model_promotions", "inbox_manifests", "sign_in_throttle"}
 
 
 def test_migration_creates_every_table(db_url: str) -> None:
@@ -41,6 +43,20 @@ def test_migration_creates_every_table(db_url: str) -> None:
     assert {ix["name"] for ix in inspector.get_indexes("predictions")} >= {"ix_predictions_model_version_id"}
     uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("predictions")}
     assert ("case_id", "model_version_id") in uniques
+
+
+def test_audit_log_takes_sign_in_actions_and_stays_append_only(db_url: str) -> None:
+    """Revision 0005 widened the action check (rebuilding the table on SQLite) and kept the triggers and index."""
+    with session_scope(db_url) as session:
+        entry = db.append_audit(session, username="ann", action="sign_in_failed", after={"client": "ip:1"})
+    with pytest.raises(IntegrityError), session_scope(db_url) as session:
+        db.append_audit(session, username="ann", action="sign_in_guessed")
+    for statement in ("UPDATE audit_log SET username = 'eve'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), get_engine(db_url).begin() as connection:
+            connection.execute(text(statement))
+    with session_scope(db_url) as session:
+        assert [e.id for e in db.audit_log(session)] == [entry]
+    assert "ix_audit_log_case_key" in {ix["name"] for ix in inspect(get_engine(db_url)).get_indexes("audit_log")}
 
 
 def test_models_and_migration_agree(db_url: str) -> None:

@@ -24,7 +24,8 @@ SMALL = {"feature_dim": 16, "channels": (8, 16, 32), "res_units": 1}
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    fusion = FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=2, image_channels=(8, 16, 32), image_res_units=1)
+    fusion = FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=2, image_channels=(8, 16, 32), image_res_units=1,
+                          image_members=2)  # an ensemble: the stage trains two networks, the VAE reads both
     return ModelSpec(("negative", "positive"), ModalitySpec(image=GRID, vectors={"text": 8}), fusion)
 
 
@@ -36,7 +37,7 @@ def test_image_stage_learns_and_keeps_the_lowest_val_loss(toy_table: ToyTable) -
     assert stage.best_epoch == int(np.argmin(losses)) + 1  # selection on val, nothing else
     probabilities = stage.classifier.probabilities(test.inputs["image"], torch.device("cpu"))
     assert ((probabilities.argmax(1) == test.labels).mean()) > 0.9  # the bright square is learnt from images alone
-    assert float(stage.classifier.temperature) > 0
+    assert float(stage.classifier.members[0].temperature) > 0
     assert stage.summary()["best_epoch"] == stage.best_epoch
 
 
@@ -49,15 +50,18 @@ def test_image_stage_is_skipped_without_enough_labelled_images(toy_table: ToyTab
 
 def test_fusion_starts_from_the_frozen_image_encoder(spec: ModelSpec, toy_table: ToyTable, tmp_path: Path) -> None:
     train, val, test = toy_table(160, 0), toy_table(60, 1), toy_table(80, 2)
-    config = TrainConfig(epochs=4, batch_size=32, lr=3e-3, image_stage=ImageStageConfig(epochs=12))
+    config = TrainConfig(epochs=8, batch_size=32, lr=3e-3, image_stage=ImageStageConfig(epochs=12))
     result = fit(spec, train, val, config)
-    assert result.image_stage is not None
-    trained, kept = image_backbone(result.model).state_dict(), result.image_stage.classifier.backbone.state_dict()
-    assert all(torch.equal(trained[k], kept[k]) for k in kept)  # frozen: weights and batch-norm statistics unchanged
+    assert result.image_stage is not None and len(result.image_stage.members) == 2
+    members = image_backbone(result.model).members()
+    for member, classifier in zip(members, result.image_stage.classifier.members, strict=True):
+        trained, kept = member.state_dict(), classifier.backbone.net.state_dict()
+        assert all(torch.equal(trained[k], kept[k]) for k in kept)  # frozen: weights and batch-norm statistics unchanged
+    assert not torch.equal(members[0].state_dict()["final.1.weight"], members[1].state_dict()["final.1.weight"])  # own seeds
     accuracy = (predict(result.model, test, torch.device("cpu")).probabilities.argmax(1) == test.labels).mean()
     assert accuracy > 0.9
     reloaded = load_model(save_model(result.model, tmp_path / "m"))
-    assert torch.equal(image_backbone(reloaded).state_dict()["net.final.1.weight"], kept["net.final.1.weight"])
+    assert torch.equal(image_backbone(reloaded).state_dict()["others.0.final.1.weight"], members[1].state_dict()["final.1.weight"])
 
 
 def test_unfrozen_image_encoder_keeps_training(spec: ModelSpec, toy_table: ToyTable) -> None:
@@ -65,7 +69,7 @@ def test_unfrozen_image_encoder_keeps_training(spec: ModelSpec, toy_table: ToyTa
     config = TrainConfig(epochs=2, batch_size=32, image_stage=ImageStageConfig(epochs=2, freeze=False))
     result = fit(spec, train, val, config)
     assert result.image_stage is not None
-    trained, kept = image_backbone(result.model).state_dict(), result.image_stage.classifier.backbone.state_dict()
+    trained, kept = image_backbone(result.model).state_dict(), result.image_stage.classifier.members[0].backbone.state_dict()
     assert not torch.equal(trained["net.final.1.weight"], kept["net.final.1.weight"])
 
 
@@ -128,9 +132,22 @@ def test_image_stage_starts_from_user_weights(toy_table: ToyTable, tmp_path: Pat
     still = ImageStageConfig(epochs=1, lr=1e-12, ema_decay=0.0)  # a step too small to move the weights
     stage = train_image_encoder(GRID, 2, table, None, still, weights=str(path), **SMALL)
     assert stage is not None
-    loaded = stage.classifier.backbone.net.state_dict()
+    loaded = stage.classifier.members[0].backbone.net.state_dict()
     assert all(torch.allclose(loaded[k], v, atol=1e-6) for k, v in donor.net.state_dict().items() if k.endswith("weight"))
     wrong = ImageFeatureNet(GRID, 8, (4, 8, 16), 1)
     save_file({k: v.contiguous() for k, v in wrong.net.state_dict().items()}, str(tmp_path / "wrong.safetensors"))
     with pytest.raises(ValueError, match="do not fit"):
         train_image_encoder(GRID, 2, table, None, still, weights=str(tmp_path / "wrong.safetensors"), **SMALL)
+
+
+def test_an_ensemble_averages_its_members_and_old_checkpoints_keep_one(toy_table: ToyTable) -> None:
+    train, val = toy_table(80, 0), toy_table(40, 1)
+    stage = train_image_encoder(GRID, 2, train, val, ImageStageConfig(epochs=2), members=3, **SMALL)
+    assert stage is not None and len(stage.classifier.members) == 3 and len(stage.summary()["members"]) == 3
+    images, cpu = val.inputs["image"], torch.device("cpu")
+    each = [member.probabilities(images, cpu) for member in stage.classifier.members]
+    assert np.allclose(stage.classifier.probabilities(images, cpu), np.mean(each, axis=0))
+    assert not np.allclose(each[0], each[1])  # seeds differ
+    legacy = ModelSpec.from_dict({**ModelSpec(("a", "b"), ModalitySpec(image=GRID), FusionConfig()).to_dict(),
+                                  "fusion": {"fusion": "poe", "image_channels": [32, 64, 128], "image_res_units": 2}})
+    assert legacy.fusion.image_members == 1  # saved before ensembles: one network, as trained

@@ -66,6 +66,8 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
         assert listed[key]["status"] == "diagnosed" and listed[key]["predicted_label"]
         assert (listed[key]["has_image"], listed[key]["has_text"]) == (has_image, has_text)
     assert "H-missing" in run(home, "cases", "--status", "rejected")
+    page = runner.invoke(app, ["--home", str(home), "cases", "--limit", "5"])
+    assert "5 of 94 cases" in page.stdout and "showing 5 of 94 cases (use --limit 0 for all)" in page.stderr
 
 
 def test_diagnose_with_mixed_precision_rewrites_close_predictions(home: Path, db_url: str) -> None:
