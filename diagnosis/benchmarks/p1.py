@@ -208,7 +208,8 @@ def run_p1(
                 raise ValueError("the cnn row needs the image stage: set image_epochs above 0")
             classifier = stage.classifier
             results[fusion] = {"seconds": round(stage.seconds, 1), "kind": "image encoder", "epochs": len(stage.history),
-                               "best_epoch": stage.best_epoch, "seconds_per_epoch": round(stage.seconds / max(len(stage.history), 1), 2),
+                               "best_epoch": stage.best_epoch, "seconds_per_epoch": round(stage.seconds / max(sum(len(m.history) for m in stage.members), 1), 2),
+                               "members": len(stage.members),
                                "modes": score_modes(lambda t: classifier.probabilities(t.inputs["image"], device), tables,
                                                     modes=("image",), prior=config.prior)}  # fmt: skip
             continue
