@@ -173,6 +173,7 @@ def train(
     augmentation: Annotated[Path | None, typer.Option(help='JSON file of image augmentation options, e.g. {"flip_axes": [0, 1]}.')] = None,
     image_members: Annotated[int, typer.Option(min=1, help="Image networks trained by the image stage, as an ensemble (1: one network, a third of the time).")] = 3,
     dataset: Annotated[str | None, typer.Option(help="Data set(s) to train on, comma-separated; needed when the store holds several.")] = None,
+    class_weights: Annotated[bool, typer.Option("--class-weights", help="Weight the losses by inverse class frequency (a rare diagnosis gets found more often).")] = False,
 ) -> None:
     """Train on split=train, select on val, register a model version.
 
@@ -191,7 +192,8 @@ def train(
                              text_model=str(text_model) if text_model else None, seed=seed, augment=augment,
                              preprocessing=options, batch_size=batch_size, lr=lr, image_epochs=image_epochs,
                              text_epochs=text_epochs, augmentation=augment_options, image_members=image_members,
-                             datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None)
+                             datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
+                             class_weights=class_weights)
     typer.echo(f"model version {version}")
 
 
@@ -349,6 +351,12 @@ def demo(
 
     report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
     print_table(metrics_table(report))
+    from diagnosis.synthetic.classes import RARE_DIAGNOSIS
+
+    rare = report.get("per_class_recall", {}).get(RARE_DIAGNOSIS)
+    if rare is not None:
+        typer.echo(f"rare diagnosis {RARE_DIAGNOSIS}: recall {rare:.3f} on the test split (trained with class weights; "
+                   f"`diagnosis augment --label {RARE_DIAGNOSIS}` adds generated cases of it)")
     home = "" if Settings.from_env().home == settings.home else f" --home {settings.home}"  # only when not implied
     command = invoked_as() + home
     typer.echo(f"\nstore: {settings.db_url}\nnext: {command} users add admin --role admin   (asks for a password)"

@@ -22,6 +22,7 @@ DEMO_IMAGE_SIZE = 32  # px of the demo's 2D images: the model grid follows the s
 DEMO_TEXT_EPOCHS = 1  # text fine-tuning epochs in the demo (train's default is 3; the generated notes are short)
 DEMO_IMAGE_MEMBERS = 1  # one image network (train's default ensemble of 3 triples the stage; the shapes are easy)
 DEMO_DATASET = "demo"  # the demo's cases form a data set of their own, so that real data never mixes with them
+DEMO_CLASS_WEIGHTS = True  # inverse-frequency loss weights, so that the rare diagnosis (2-5 % of cases) is found
 
 
 @task(retries=2, retry_delay_seconds=[1, 5])
@@ -40,6 +41,6 @@ def demo_flow(db_url: str, home: str, cases: int = 600, dims: int = 2, epochs: i
     logger.info("generated %d cases under %s", cases, out_dir)
     ingest_flow(manifest, db_url, home=home, dataset=DEMO_DATASET)
     version = train_flow(db_url, home, epochs=epochs, device=device, seed=seed, text_epochs=DEMO_TEXT_EPOCHS,
-                         image_members=DEMO_IMAGE_MEMBERS, datasets=[DEMO_DATASET])
+                         image_members=DEMO_IMAGE_MEMBERS, datasets=[DEMO_DATASET], class_weights=DEMO_CLASS_WEIGHTS)
     diagnose_flow(db_url, home, model=str(version), device=device)
     return evaluate_flow(db_url, model=str(version), split="test")

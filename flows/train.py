@@ -169,7 +169,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr,
                image_epochs: int = ImageStageConfig.epochs, text_epochs: int = TextStageConfig.epochs,
                augmentation: dict | None = None, image_members: int = FusionConfig.image_members,
-               datasets: list[str] | None = None) -> int:
+               datasets: list[str] | None = None, class_weights: bool = False) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -192,6 +192,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         augmentation: Image augmentation options (see ``ImageAugmentation``), e.g. ``{"flip_axes": [0]}``.
         image_members: Image networks the image stage trains (an ensemble whose features the fusion model reads).
         datasets: Data sets to train on (see :func:`choose_datasets`); ``None``: the store's only one.
+        class_weights: Weight the diagnosis losses by inverse class frequency (helps a rare diagnosis be found).
 
     Returns:
         The new model version id.
@@ -206,6 +207,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                           image_options=preprocessing)
         image_stage = ImageStageConfig(epochs=image_epochs, **({"augmentation": augmentation} if augmentation else {}))
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr,
+                             class_weights=class_weights,
                              image_stage=image_stage, text_stage=TextStageConfig(epochs=text_epochs))
         stamp, directory = model_directory(home_path / "models", fusion)
         try:

@@ -48,7 +48,7 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
     counts = json.loads(run(home, "ingest", str(mixed_manifest)))
     assert counts["rows"] == 4 and counts["rejected"] == 1
     assert json.loads(run(home, "ingest", str(mixed_manifest)))["created"] == 0  # idempotent
-    assert "model version 1" in run(home, "train", "--epochs", "3", "--text-model", str(tiny_text_model))
+    assert "model version 1" in run(home, "train", "--epochs", "3", "--text-model", str(tiny_text_model), "--image-members", "1")
     diagnosed = json.loads(run(home, "diagnose"))
     assert diagnosed["predicted"] >= 88 and diagnosed["failed"] == 0
     report_path = mixed_manifest.parent / "report.json"
@@ -116,7 +116,7 @@ def test_augment_adds_synthetic_cases_that_are_never_evaluated(home: Path, mixed
     assert json.loads(run(home, "diagnose"))["predicted"] == 0  # synthetic cases are not diagnosed
     run(home, "evaluate", "--split", "all", "--json", str(report_path))
     assert json.loads(report_path.read_text())["n"] == evaluated_before  # nor evaluated
-    assert "model version 2" in run(home, "train", "--epochs", "1", "--augment", "--fusion", "mopoe",
+    assert "model version 2" in run(home, "train", "--epochs", "1", "--augment", "--fusion", "mopoe", "--image-members", "1",
                                     "--batch-size", "16", "--lr", "0.001")
     from db import get_model_version, list_flow_runs, session_scope
 

@@ -148,7 +148,8 @@ def test_bad_corpus_with_good_rows(tmp_path_factory: pytest.TempPathFactory, tin
     assert all(listed[k]["patient_key"].startswith("PSN-") for k in ("G-png", "G-series", "B-nothing"))
     assert remaining_phi(data / "single.dcm") != []  # the original is untouched
 
-    invoke(home, "train", "--epochs", "2", "--text-model", str(tiny_text_model), "--dataset", "synthetic,data")  # both, on purpose
+    invoke(home, "train", "--epochs", "2", "--text-model", str(tiny_text_model), "--dataset", "synthetic,data",
+           "--image-members", "1")  # both data sets, on purpose
     assert json.loads(invoke(home, "diagnose").stdout)["failed"] == 0
     listed = {json.loads(line)["case_key"]: json.loads(line) for line in invoke(home, "cases", "--json", "--limit", "0").stdout.splitlines()}
     for key in ("G-png", "G-series", "G-dicom", "G-4d", "G-text"):

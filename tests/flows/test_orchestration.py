@@ -72,7 +72,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def store(home: Path, db_url: str, manifest: Path, tiny_text_model: Path) -> tuple[Path, str, int]:
     """(home, url, model version id): the dataset ingested into SQLite and a small model trained on it."""
     run(home, "ingest", str(manifest))
-    out = run(home, "train", "--epochs", "1", "--text-model", str(tiny_text_model))
+    out = run(home, "train", "--epochs", "1", "--text-model", str(tiny_text_model), "--image-members", "1")
     return home, db_url, int(out.split("model version")[1].split()[0])
 
 
