@@ -36,7 +36,14 @@ per_day = insight_data.cases_per_day(url)
 if per_day:
     st.subheader("Cases over time")
     trend = pd.DataFrame({"day": pd.to_datetime(list(per_day)), "cases": list(per_day.values())})
-    figure = px.bar(trend, x="day", y="cases") if len(trend) < 3 else px.line(trend, x="day", y="cases", markers=True)
+    if len(trend) < 3:  # a bar per day, labelled by its date (a time axis would tick in fractions of a second)
+        trend["day"] = trend["day"].dt.strftime("%Y-%m-%d")
+        figure = px.bar(trend, x="day", y="cases")
+        figure.update_xaxes(type="category")
+    else:
+        figure = px.line(trend, x="day", y="cases", markers=True)
+        span_days = (trend["day"].max() - trend["day"].min()).days
+        figure.update_xaxes(tickformat="%Y-%m-%d", **({"dtick": 86_400_000} if span_days <= 31 else {}))  # whole days
     figure.update_layout(height=260, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(figure, key="cases_per_day")
 

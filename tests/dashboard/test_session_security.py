@@ -1,7 +1,9 @@
-"""Open sessions re-check the account on every rerun; sign-in is throttled per user and per client (AppTest)."""
+"""Open sessions re-check the account on every rerun; sign-in is throttled per user and per client; the Overview's
+date axis (AppTest)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -138,3 +140,11 @@ def test_client_key_trusts_forwarded_for_only_behind_a_proxy() -> None:
     assert auth.client_key(headers, None, "tok", trust_proxy=False) == "session:tok"
     assert auth.client_key({"X-Forwarded-For": "evil"}, object(), "tok", trust_proxy=True) == "session:tok"
     assert auth.client_key({}, " ::ffff:10.0.0.1 ", "tok", trust_proxy=False) == "ip:10.0.0.1"
+
+
+def test_cases_over_time_ticks_whole_days_when_every_case_arrived_on_one_day(store: Store) -> None:
+    at = signed_in(store, store.clinician, "pages/overview.py")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "cases_per_day" in c.proto.id]
+    assert charts, "the Overview draws its cases-over-time chart"
+    axis = charts[0]["layout"]["xaxis"]
+    assert axis["type"] == "category" and all(len(day) == 10 for day in charts[0]["data"][0]["x"])  # YYYY-MM-DD
