@@ -237,14 +237,32 @@ def diagnose(
 ) -> None:
     """Predict every eligible case and store the results (JSON counts and per-stage seconds on stdout)."""
     settings = _settings(ctx)
+    chosen = [d.strip() for d in dataset.split(",") if d.strip()] if dataset else None
+    if pending and task_runner == TaskRunner.local and not _has_pending(settings.db_url, model, chosen):
+        typer.echo(json.dumps({"predicted": 0, "failed": 0, "skipped": 0, "seconds": {"total": 0.0}}))
+        return  # nothing to do: no flow run, so no Prefect server to start (about 20 s saved)
     from flows.diagnose import diagnose_flow
 
     with user_errors(LookupError):
         counts = diagnose_flow(settings.db_url, str(settings.home), model=model, pending=pending, device=device,
                                batch_size=batch_size, workers=workers, task_runner=task_runner.value,
                                dask_address=dask_address, dask_workers=dask_workers, amp=amp, compile=compile_model,
-                               datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None)
+                               datasets=chosen)
     typer.echo(json.dumps(counts))
+
+
+def _has_pending(db_url: str, model: str, datasets: list[str] | None) -> bool:
+    """Whether any case awaits a prediction from the model (an unknown model: True, so that the flow says why)."""
+    import db
+
+    db.migrate(db_url)
+    with db.session_scope(db_url) as session:
+        try:
+            version = db.get_model_version(session, model)
+        except LookupError:
+            return True
+        chosen = None if datasets is None else [None if d == db.NO_DATASET else d for d in datasets]
+        return bool(db.pending_case_ids(session, version.id, limit=1, datasets=chosen))
 
 
 @app.command()

@@ -51,6 +51,16 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
     assert "model version 1" in run(home, "train", "--epochs", "3", "--text-model", str(tiny_text_model), "--image-members", "1")
     diagnosed = json.loads(run(home, "diagnose"))
     assert diagnosed["predicted"] >= 88 and diagnosed["failed"] == 0
+    import flows.diagnose
+
+    def no_flow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing is pending: no flow (and no Prefect server) should start")
+
+    original, flows.diagnose.diagnose_flow = flows.diagnose.diagnose_flow, no_flow
+    try:
+        assert json.loads(run(home, "diagnose"))["predicted"] == 0  # answered from the store alone
+    finally:
+        flows.diagnose.diagnose_flow = original
     report_path = mixed_manifest.parent / "report.json"
     table = run(home, "evaluate", "--split", "test", "--json", str(report_path))
     report = json.loads(report_path.read_text())
