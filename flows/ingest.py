@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 import db
 from diagnosis.ingest import IngestOptions, ManifestRow, ValidatedCase, load_pseudonym_key, read_manifest, validate_row
+from diagnosis.ingest.manifest import MAX_ID_CHARS
 from diagnosis.settings import Settings
 from flows.tracking import recorded_run
 
@@ -20,7 +21,6 @@ __all__ = ["MAX_LISTED_PROBLEMS", "default_dataset", "ingest_flow", "ingest_summ
 
 logger = logging.getLogger("flows")
 
-MAX_KEY_CHARS = 255  # the store's key width
 MAX_LISTED_PROBLEMS = 200  # the result lists at most this many problems; the rest are counted (memory stays flat)
 
 
@@ -66,7 +66,7 @@ def store_rows(cases: Sequence[ValidatedCase], db_url: str, source: str, dataset
     created = unchanged = replaced = 0
     conflicts: list[tuple[str, str]] = []
     for case in cases:
-        refused = db.CaseIn(case_key=case.case_id[:MAX_KEY_CHARS], patient_key=None, label=None, split=None, text=None,
+        refused = db.CaseIn(case_key=case.case_id[:MAX_ID_CHARS], patient_key=None, label=None, split=None, text=None,
                             image=None, status="rejected", source=source, dataset=case.dataset or dataset,
                             error=f"line {case.line}: the store refused this row; check its cells (lengths, characters) "
                                   "and ingest it again")
@@ -82,7 +82,7 @@ def store_rows(cases: Sequence[ValidatedCase], db_url: str, source: str, dataset
             conflicts += outcome.conflicts
             break
         else:
-            conflicts.append((case.case_id[:MAX_KEY_CHARS], f"line {case.line}: the store refused this row"))
+            conflicts.append((case.case_id[:MAX_ID_CHARS], f"line {case.line}: the store refused this row"))
     return db.UpsertOutcome(created=created, unchanged=unchanged, replaced=replaced, conflicts=conflicts)
 
 
@@ -157,7 +157,7 @@ def ingest_flow(manifest: str, db_url: str, batch_size: int = 256, home: str | N
 def default_dataset(manifest: Path) -> str:
     """The data set of a manifest ingested without ``--dataset``: its folder's name (``manifest.csv`` of
     ``data/pneumoniamnist/`` joins ``pneumoniamnist``)."""
-    return manifest.resolve().parent.name[:255] or "default"
+    return manifest.resolve().parent.name[:MAX_ID_CHARS] or "default"
 
 
 def ingest_summary(result: dict[str, object]) -> str:
