@@ -24,8 +24,8 @@ logger = logging.getLogger("flows")
 MAX_LISTED_PROBLEMS = 200  # the result lists at most this many problems; the rest are counted (memory stays flat)
 
 
-def to_store(case: ValidatedCase, source: str | None, dataset: str | None = None) -> db.CaseIn:
-    """Map a validated manifest row onto the store's input record (in the row's data set, else ``dataset``)."""
+def to_store(case: ValidatedCase, source: str | None) -> db.CaseIn:
+    """Map a validated manifest row onto the store's input record."""
     image = None
     if case.image is not None:
         image = db.ImageIn(path=case.image.path, sha256=case.image.sha256, format=case.image.format,
@@ -34,7 +34,7 @@ def to_store(case: ValidatedCase, source: str | None, dataset: str | None = None
         image = db.ImageIn(path=case.image_path, sha256="", format="unknown", shape=(), spacing=None)
     return db.CaseIn(case_key=case.case_id, patient_key=case.patient_id, label=case.label, split=case.split,
                      text=case.text, image=image, status=case.status, error=case.error, source=source,
-                     dataset=case.dataset or dataset)
+                     dataset=case.dataset)
 
 
 @task(cache_policy=NO_CACHE)
@@ -44,21 +44,21 @@ def validate_batch(rows: list[ManifestRow], base_dir: Path, options: IngestOptio
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def store_batch(cases: list[ValidatedCase], db_url: str, source: str, dataset: str | None = None) -> db.UpsertOutcome:
+def store_batch(cases: list[ValidatedCase], db_url: str, source: str) -> db.UpsertOutcome:
     """Upsert a batch of cases (idempotent); a batch the store refuses is stored row by row (see :func:`store_rows`).
 
     Retries are for the store being unavailable; a row the store refuses is not retried."""
     try:
         with db.session_scope(db_url) as session:
-            return db.upsert_cases(session, [to_store(c, source, dataset) for c in cases])
+            return db.upsert_cases(session, [to_store(c, source) for c in cases])
     except (DataError, IntegrityError, StatementError) as error:
         if getattr(error, "connection_invalidated", False):
             raise
         logger.warning("ingest: the store refused a batch (%s); storing its rows one by one", type(error).__name__)
-        return store_rows(cases, db_url, source, dataset)
+        return store_rows(cases, db_url, source)
 
 
-def store_rows(cases: Sequence[ValidatedCase], db_url: str, source: str, dataset: str | None = None) -> db.UpsertOutcome:
+def store_rows(cases: Sequence[ValidatedCase], db_url: str, source: str) -> db.UpsertOutcome:
     """Upsert cases one per transaction, so that a row the store refuses does not take the others with it.
 
     A refused row is stored as a rejected case that keeps only its key and the reason; if even that is refused, it
@@ -67,10 +67,10 @@ def store_rows(cases: Sequence[ValidatedCase], db_url: str, source: str, dataset
     conflicts: list[tuple[str, str]] = []
     for case in cases:
         refused = db.CaseIn(case_key=case.case_id[:MAX_ID_CHARS], patient_key=None, label=None, split=None, text=None,
-                            image=None, status="rejected", source=source, dataset=case.dataset or dataset,
+                            image=None, status="rejected", source=source, dataset=case.dataset,
                             error=f"line {case.line}: the store refused this row; check its cells (lengths, characters) "
                                   "and ingest it again")
-        attempts = [to_store(case, source, dataset), refused]
+        attempts = [to_store(case, source), refused]
         for attempt in attempts:
             try:
                 with db.session_scope(db_url) as session:
@@ -129,19 +129,18 @@ def ingest_flow(manifest: str, db_url: str, batch_size: int = 256, home: str | N
         ManifestError: The manifest as a whole cannot be read.
     """
     path = Path(manifest).resolve()
-    dataset = dataset or default_dataset(path)
     home_path = Path(home) if home else Settings.from_env().home
     options = IngestOptions(labels=tuple(labels) if labels else None, allow_outside_paths=allow_outside_paths,
                             pseudonym_key=load_pseudonym_key(home_path), deid_dir=home_path / "deid",
-                            accept_burned_in=accept_burned_in)
+                            accept_burned_in=accept_burned_in, dataset=dataset or default_dataset(path))
     problems: list[dict[str, object]] = []
-    not_listed, joined = 0, set()
+    not_listed, joined = 0, set[str]()
     with recorded_run(db_url, "ingest") as run:
         rows = read_manifest(path)
         while batch := list(islice(rows, batch_size)):
             cases = validate_batch(batch, path.parent, options)
-            joined.update(c.dataset or dataset for c in cases)
-            outcome = store_batch(cases, db_url, str(path), dataset)
+            joined.update(c.dataset for c in cases if c.dataset)
+            outcome = store_batch(cases, db_url, str(path))
             rejected = sum(c.status == "rejected" for c in cases)
             run.add(rows=len(cases), ingested=len(cases) - rejected, rejected=rejected, created=outcome.created,
                     unchanged=outcome.unchanged, replaced=outcome.replaced, conflicts=len(outcome.conflicts))

@@ -87,7 +87,7 @@ class ValidatedCase:
     status: str
     error: str | None = None
     line: int | None = None  # manifest line, for the summary
-    dataset: str | None = None  # from the row's ``dataset`` cell; None: the ingest's data set
+    dataset: str | None = None  # the row's ``dataset`` cell, else :attr:`IngestOptions.dataset`
 
 
 def _readable(value: str) -> str:

@@ -46,6 +46,7 @@ class IngestOptions:
     deid_dir: Path | None = None  # where de-identified DICOM copies go; None keeps DICOM paths as given
     mask_text: bool = True  # mask e-mails, phone numbers, dates and ID-like numbers in texts
     accept_burned_in: bool = False  # False: DICOM with BurnedInAnnotation=YES is rejected (text in the pixels)
+    dataset: str | None = None  # the data set of rows without a ``dataset`` cell
 
 
 def _is_dicom(path: Path) -> bool:
@@ -102,7 +103,7 @@ def validate_row(row: ManifestRow, base_dir: Path, options: IngestOptions | None
         if patient is not None and options.pseudonym_key is not None:
             patient = pseudonymise(patient, options.pseudonym_key)
         return ValidatedCase((row.case_id or f"<line {row.line}>")[:MAX_ID_CHARS], patient, row.label, row.split, None, None, None,
-                             "rejected", reason, row.line, row.dataset)
+                             "rejected", reason, row.line, row.dataset or options.dataset)
 
 
 def _validate(row: ManifestRow, base_dir: Path, options: IngestOptions) -> ValidatedCase:
@@ -121,7 +122,7 @@ def _validate(row: ManifestRow, base_dir: Path, options: IngestOptions) -> Valid
 
     def reject(reason: str) -> ValidatedCase:
         return ValidatedCase(case_id, patient, row.label, row.split, text, None, image_path, "rejected", reason, row.line,
-                             row.dataset)
+                             row.dataset or options.dataset)
 
     if row.problem:
         return reject(row.problem)
@@ -151,4 +152,4 @@ def _validate(row: ManifestRow, base_dir: Path, options: IngestOptions) -> Valid
         except OSError as error:  # permissions, disk full while writing the copy
             return reject(f"cannot read or copy the image: {type(error).__name__}: {error.strerror or error}")
     return ValidatedCase(case_id, patient, row.label, row.split, text, info, image_path, "ingested", None, row.line,
-                         row.dataset)
+                         row.dataset or options.dataset)
