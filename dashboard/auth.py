@@ -6,6 +6,11 @@ The signed-in user (a frozen :class:`db.UserView`) and the time of the last acti
 account is signed out at once, a changed role applies from that rerun on. Every page calls
 :func:`require_user` first, so a signed-out visitor sees the sign-in form and nothing else.
 
+Served through ``dashboard/server.py`` (as ``diagnosis dashboard`` does), a sign-in also opens a store session
+and the browser fetches a signed ``HttpOnly`` cookie for it (:mod:`dashboard.session_cookie`); after a reload
+the cookie signs the new Streamlit session in, checked against the store on every rerun. Signing out revokes
+the store session and deletes the cookie.
+
 Sign-in attempts go through :func:`db.sign_in`, which throttles per username and per client (policy:
 :class:`db.SignInPolicy`, ``DIAGNOSIS_SIGN_IN_*`` variables) before any password hash is computed. The client
 is the connection's address (:func:`client_key`); behind a reverse proxy that sets ``X-Forwarded-For``, set
@@ -15,16 +20,18 @@ is the connection's address (:func:`client_key`); behind a reverse proxy that se
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import secrets
 import time
 from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
 import db
-from dashboard import data
+from dashboard import data, session_cookie
 from dashboard.escape import md
 
 __all__ = [
@@ -48,6 +55,8 @@ ACTIVE_KEY = "last_active"  # session_state key of the last activity (time.time(
 EXPIRED_KEY = "session_expired"  # set when a timeout signed the user out, to say so on the form
 REVOKED_KEY = "session_revoked"  # set when the account was disabled (or vanished) while signed in
 TOKEN_KEY = "client_token"  # session_state key of the random token that keys a client without an address
+WEB_SESSION_KEY = "web_session_id"  # session_state key of the store session (db.web_sessions) of this sign-in
+COOKIE_BOUND_KEY = "cookie_bound"  # True when the user came from the session cookie (checked against the store)
 
 
 def timeout_s() -> float:
@@ -102,9 +111,43 @@ def _this_client() -> str:
 
 
 def sign_out() -> None:
-    """Forget the signed-in user of this session."""
-    st.session_state.pop(USER_KEY, None)
-    st.session_state.pop(ACTIVE_KEY, None)
+    """Forget the signed-in user of this session, and revoke its store session (the cookie dies with it)."""
+    session_id = st.session_state.pop(WEB_SESSION_KEY, None)
+    if isinstance(session_id, int):
+        data.revoke_cookie_session(data.store_url(), session_id)
+    for key in (USER_KEY, ACTIVE_KEY, COOKIE_BOUND_KEY):
+        st.session_state.pop(key, None)
+
+
+def _navigate(target: str) -> None:
+    """Send the browser to ``target`` (a path of this dashboard) and stop the page."""
+    st.html(f"<script>window.location.replace({json.dumps(target)});</script>", unsafe_allow_javascript=True)
+    st.caption(f"Redirecting… [continue]({target})")
+    st.stop()
+
+
+def _from_cookie() -> db.UserView | None:
+    """Sign this browser session in from a valid session cookie (after a reload), else None.
+
+    A session that came from the cookie is checked against the store on every rerun: revoked (signed out in
+    another tab), expired, idle or disabled ends it here.
+    """
+    if not session_cookie.enabled():
+        return None
+    bound = st.session_state.get(COOKIE_BOUND_KEY, False)
+    if isinstance(st.session_state.get(USER_KEY), db.UserView) and not bound:
+        return None  # signed in with the form in this browser session; the cookie is set on the way
+    secret = session_cookie.read_cookie(st.context.cookies)
+    found = None if secret is None else data.cookie_session(data.store_url(), secret, timeout_s())
+    if found is None:
+        if bound:
+            st.session_state.pop(WEB_SESSION_KEY, None)  # revoked or lapsed in the store already
+            sign_out()
+            st.session_state[EXPIRED_KEY] = True
+        return None
+    st.session_state.update({USER_KEY: found.user, ACTIVE_KEY: time.time(), WEB_SESSION_KEY: found.session_id,
+                             COOKIE_BOUND_KEY: True})  # fmt: skip
+    return found.user
 
 
 def current_user() -> db.UserView | None:
@@ -113,6 +156,9 @@ def current_user() -> db.UserView | None:
     An idle session past the timeout is signed out here, and so is one whose account is disabled or gone; a
     role changed meanwhile replaces the session's copy.
     """
+    cookie_user = _from_cookie()
+    if cookie_user is not None:
+        return cookie_user
     user = st.session_state.get(USER_KEY)
     if not isinstance(user, db.UserView):
         return None
@@ -173,6 +219,11 @@ def sign_in_form() -> None:
             return
         st.session_state[USER_KEY] = result.user
         st.session_state[ACTIVE_KEY] = time.time()
+        if session_cookie.enabled():  # the browser fetches its cookie and comes back to this page
+            opened = data.open_cookie_session(url, result.user.id, session_cookie.lifetime_s())
+            st.session_state[WEB_SESSION_KEY] = opened.id
+            page = session_cookie.safe_next(urlsplit(st.context.url or "/").path)
+            _navigate(f"{session_cookie.SESSION_PATH}?{urlencode({'ticket': opened.ticket, 'next': page})}")
         st.rerun()
     st.caption("Accounts are created by an administrator: `diagnosis users add NAME --role clinician`.")
 
@@ -186,6 +237,9 @@ def require_user() -> db.UserView:
     with st.sidebar:
         st.caption(f"Signed in as **{md(user.username)}** ({md(user.role)})")
         if st.button("Sign out", key="sign_out"):
+            cookie = st.session_state.get(COOKIE_BOUND_KEY) or st.session_state.get(WEB_SESSION_KEY) is not None
             sign_out()
+            if cookie and session_cookie.enabled():
+                _navigate(session_cookie.SIGN_OUT_PATH)  # deletes the cookie (already refused by the store)
             st.rerun()
     return user

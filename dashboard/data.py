@@ -30,14 +30,17 @@ __all__ = [
     "account",
     "case_audit",
     "case_detail",
+    "cookie_session",
     "filter_options",
     "flow_runs",
     "image_array",
     "label_counts",
     "latest_model",
     "model_names",
+    "open_cookie_session",
     "predicted_label_counts",
     "review",
+    "revoke_cookie_session",
     "sign_in",
     "status_counts",
     "store_url",
@@ -165,6 +168,24 @@ def account(url: str, username: str) -> db.UserView | None:
     """The signed-in user's account as stored now (never cached: every rerun re-checks it)."""
     with db.session_scope(url) as session:
         return db.get_user(session, username)
+
+
+def open_cookie_session(url: str, user_id: int, lifetime_s: float) -> db.OpenedWebSession:
+    """Open a store session for a user who has just signed in; its ticket buys the browser its cookie."""
+    with db.session_scope(url) as session:
+        return db.open_web_session(session, user_id, lifetime_s=lifetime_s)
+
+
+def cookie_session(url: str, secret: str, idle_s: float) -> db.WebSessionUser | None:
+    """The active account behind a session cookie's secret, read fresh on every rerun (never cached)."""
+    with db.session_scope(url) as session:
+        return db.session_user(session, secret, idle_s=idle_s)
+
+
+def revoke_cookie_session(url: str, session_id: int) -> None:
+    """Sign a store session out (its cookie is refused from now on)."""
+    with db.session_scope(url) as session:
+        db.revoke_web_session(session, session_id=session_id)
 
 
 def review(url: str, case_key: str) -> db.ReviewView | None:

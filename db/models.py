@@ -345,3 +345,24 @@ class SignInThrottle(Base):
     failures: Mapped[int] = mapped_column(default=0)  # consecutive failures since the last success or lockout
     last_failure_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]  # set when failures reached the policy's limit
+
+
+class WebSession(Base):
+    """A signed-in dashboard browser: what its session cookie is checked against on every rerun.
+
+    Only hashes are stored: ``secret_hash`` of the cookie's secret (set when the one-time sign-in ticket is
+    redeemed) and ``ticket_hash`` of that ticket until then. Sign-out sets ``revoked_at``; rows are kept for the
+    record and pruned once expired.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # until redeemed
+    ticket_expires_at: Mapped[datetime | None]
+    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # after the ticket is redeemed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)  # idle timeout counts from here
+    expires_at: Mapped[datetime]  # absolute end, whatever the activity
+    revoked_at: Mapped[datetime | None]  # signed out (or the account was disabled)

@@ -345,7 +345,7 @@ def cases(
 def dashboard(ctx: typer.Context, port: Annotated[int, typer.Option()] = 8501) -> None:
     """Start the Streamlit dashboard on 127.0.0.1."""
     settings: Settings = ctx.obj
-    app_path = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    app_path = Path(__file__).resolve().parent.parent / "dashboard" / "server.py"  # app.py + the session-cookie routes
     env = {**os.environ, HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.db_url}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",

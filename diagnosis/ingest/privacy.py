@@ -12,9 +12,9 @@ import hashlib
 import hmac
 import logging
 import os
-import secrets
-import tempfile
 from pathlib import Path
+
+from diagnosis.keys import MIN_KEY_BYTES, read_key_file
 
 __all__ = ["PSEUDONYM_KEY_ENV", "PSEUDONYM_PREFIX", "PrivacyError", "keyed_digest", "load_pseudonym_key", "pseudonymise"]
 
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 PSEUDONYM_KEY_ENV = "DIAGNOSIS_PSEUDONYM_KEY"
 PSEUDONYM_PREFIX = "PSN-"  # marks a stored patient key as a pseudonym
 PSEUDONYM_HEX = 20  # hex digits kept from the HMAC (80 bits: no collisions at hospital scale)
-MIN_KEY_BYTES = 16  # shorter keys from the environment are refused
 
 
 class PrivacyError(RuntimeError):
@@ -51,32 +50,11 @@ def load_pseudonym_key(home: str | Path | None) -> bytes:
     if home is None:
         raise PrivacyError(f"no pseudonymisation key: set {PSEUDONYM_KEY_ENV} or give a diagnosis home")
     path = Path(home) / "secrets" / "pseudonym.key"
-    if not path.is_file():
-        _create_key(path)
-    key = path.read_text().strip().encode("utf-8")
-    if len(key) < MIN_KEY_BYTES:
+    key = read_key_file(path)
+    if key is None:
         raise PrivacyError(f"{path} holds no usable key (under {MIN_KEY_BYTES} bytes); restore it from a backup, or "
                            f"set {PSEUDONYM_KEY_ENV}. A new key would give every patient a new pseudonym")
     return key
-
-
-def _create_key(path: Path) -> None:
-    """Create the key file atomically: a complete temporary file (0600) is hard-linked into place, so concurrent
-    first ingests agree on one key and no reader ever sees a partly written file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, temporary = tempfile.mkstemp(prefix=".pseudonym-", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # fails if another process linked its key first: that key wins
-        except FileExistsError:
-            return
-        logger.info("generated a pseudonymisation key under the diagnosis home (secrets/pseudonym.key)")
-    finally:
-        os.unlink(temporary)
 
 
 def keyed_digest(key: bytes, value: str, purpose: str) -> bytes:

@@ -62,10 +62,10 @@ def _wait_until_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -
 
 @pytest.fixture
 def server(store: Any, tmp_path: Path) -> Iterator[str]:
-    """Start ``streamlit run dashboard/app.py`` on a free port against the seeded store; yield its URL."""
+    """Start ``streamlit run dashboard/server.py`` (what ``diagnosis dashboard`` runs) on a free port against the seeded store; yield its URL."""
     port = _free_port()
     log = tmp_path / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "server.py"),
                "--server.address", "127.0.0.1", "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
     env = {**os.environ, "DIAGNOSIS_DATABASE_URL": store.url, "DIAGNOSIS_HOME": str(store.home)}
@@ -139,3 +139,43 @@ def test_sign_in_review_a_case_and_audit_it(server: str, store: Any, tmp_path: P
     assert review is not None and (review.final_label, review.username) == ("covid", store.clinician)
     assert (entry.action, entry.username, entry.comment) == ("override", store.clinician, "Bilateral ground-glass pattern.")
     assert entry.before is None and entry.after["final_label"] == "covid"
+
+
+def test_a_reload_keeps_the_sign_in_and_sign_out_ends_it(server: str, store: Any) -> None:
+    """Sign in, reload: still signed in (the HttpOnly cookie). Sign out, reload: signed out, cookie gone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{server}/runs")
+            page.get_by_label("Username").fill(store.clinician)
+            page.get_by_label("Password", exact=True).fill(store.password)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Runs")).to_be_visible()  # back on the page it was opened on
+            [cookie] = [c for c in context.cookies() if c["name"] == "diagnosis_session"]
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > time.time()
+            assert page.evaluate("document.cookie").find("diagnosis_session") < 0  # invisible to scripts
+
+            page.reload()
+            expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+            expect(page.get_by_text(f"Signed in as {store.clinician}")).to_be_visible()
+            with db.session_scope(store.url) as session:
+                assert db.session_user(session, cookie["value"].split(".")[0], idle_s=60) is not None
+
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            assert not [c for c in context.cookies() if c["name"] == "diagnosis_session"]
+            page.reload()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            expect(page.get_by_text(f"Signed in as {store.clinician}")).to_have_count(0)
+
+            context.add_cookies([cookie])  # the old cookie, replayed
+            page.reload()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()  # revoked in the store
+        finally:
+            browser.close()

@@ -32,7 +32,8 @@ def head_revision() -> str:
 
 
 EXPECTED_TABLES = {"patients", "cases", "images", "symptom_notes", "model_versions", "predictions", "flow_runs",
-                   "users", "reviews", "audit_log", "model_promotions", "inbox_manifests", "sign_in_throttle"}
+                   "users", "reviews", "audit_log", "model_promotions", "inbox_manifests", "sign_in_throttle",
+                   "web_sessions"}
 
 
 def test_migration_creates_every_table(db_url: str) -> None:
