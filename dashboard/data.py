@@ -31,6 +31,7 @@ __all__ = [
     "case_audit",
     "case_detail",
     "cookie_session",
+    "datasets",
     "filter_options",
     "flow_runs",
     "image_array",
@@ -142,6 +143,13 @@ def filter_options(url: str) -> dict[str, list[str]]:
             predicted = set(latest.label_names) | set(db.predicted_label_counts(session, latest.id))
             labels |= set(latest.label_names)
     return {"status": statuses, "split": list(SPLITS), "label": sorted(labels), "predicted_label": sorted(predicted)}
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def datasets(url: str) -> list[str]:
+    """The data sets of the stored cases (``db.NO_DATASET`` for cases stored without one)."""
+    with db.session_scope(url) as session:
+        return db.case_datasets(session)
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)

@@ -56,11 +56,14 @@ def pca_2d(latents: np.ndarray) -> np.ndarray:
 
 
 def version_metrics_frame(versions: Sequence[db.ModelVersionView], split: str = "test") -> pd.DataFrame:
-    """One row per model version: its ``split`` metrics as registered (NaN where missing)."""
+    """One row per model version: the data sets it was trained on and its ``split`` metrics as registered (NaN where
+    missing; versions from before data sets show an empty cell)."""
     keys = ("accuracy", "macro_f1", "macro_auc", "ece")
     rows = []
     for version in versions:
         values = version.metrics.get(split) if isinstance(version.metrics.get(split), dict) else {}
-        rows.append({"model": version.name, "id": version.id, "created": version.created_at,
+        trained_on = version.config.get("datasets") if isinstance(version.config, dict) else None
+        names = ", ".join(str(name) for name in trained_on) if isinstance(trained_on, list) else ""
+        rows.append({"model": version.name, "id": version.id, "created": version.created_at, "data sets": names,
                      **{key: pd.to_numeric(values.get(key), errors="coerce") for key in keys}})  # fmt: skip
-    return pd.DataFrame(rows, columns=["model", "id", "created", *keys])
+    return pd.DataFrame(rows, columns=["model", "id", "created", "data sets", *keys])

@@ -38,6 +38,7 @@ __all__ = [
     "fail_dead_runs",
     "finish_flow_run",
     "NO_DATASET",
+    "case_datasets",
     "in_datasets",
     "iter_case_inputs",
     "labelled_datasets",
@@ -257,6 +258,12 @@ def in_datasets(datasets: Sequence[str | None]) -> ColumnElement[bool]:
     """``cases`` of these data sets (``None`` in the list: cases stored without one)."""
     named = [d for d in datasets if d is not None]
     return Case.dataset.in_(named) | (Case.dataset.is_(None) if None in datasets else false())
+
+
+def case_datasets(session: Session) -> list[str]:
+    """The data sets the stored cases belong to, sorted (``NO_DATASET`` last when some cases have none)."""
+    names = session.scalars(select(Case.dataset).distinct()).all()
+    return sorted(n for n in names if n is not None) + ([NO_DATASET] if None in names else [])
 
 
 def labelled_datasets(session: Session) -> dict[str | None, int]:

@@ -15,6 +15,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Case, Prediction, Review
+from db.repository import NO_DATASET, in_datasets
 
 __all__ = ["REVIEW_STATES", "WorklistFilter", "WorklistRow", "count_worklist", "list_worklist"]
 
@@ -33,6 +34,7 @@ class WorklistFilter:
     max_uncertainty: float | None = None
     since: datetime | None = None  # case stored at or after
     until: datetime | None = None  # case stored before
+    dataset: str | None = None  # cases of this data set (``db.NO_DATASET``: cases stored without one)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def _apply(stmt: Select[Any], where: WorklistFilter) -> Select[Any]:
         stmt = stmt.where(Case.created_at >= where.since)
     if where.until is not None:
         stmt = stmt.where(Case.created_at < where.until)
+    if where.dataset is not None:
+        stmt = stmt.where(in_datasets([None if where.dataset == NO_DATASET else where.dataset]))
     return stmt
 
 
@@ -116,7 +120,7 @@ def list_worklist(session: Session, where: WorklistFilter, *, limit: int = 50, o
 def count_worklist(session: Session, where: WorklistFilter) -> int:
     """Number of rows :func:`list_worklist` pages through with the same filters."""
     stmt = select(func.count(Prediction.id)).select_from(Prediction)
-    if where.since is not None or where.until is not None:  # join only what the filters need: counting is a scan
+    if where.since is not None or where.until is not None or where.dataset is not None:  # join only what the filters need
         stmt = stmt.join(Case, Case.id == Prediction.case_id)
     if where.review is not None:
         stmt = stmt.outerjoin(Review, Review.case_id == Prediction.case_id)

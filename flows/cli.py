@@ -307,7 +307,7 @@ def evaluate(
 ) -> None:
     """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
     db_url = migrated_store(ctx)
-    from flows.evaluate import evaluate_model
+    from flows.scoring import evaluate_model  # no Prefect import: evaluate runs no flow
     from flows.render import metrics_table, print_table
 
     with user_errors(LookupError):

@@ -34,13 +34,15 @@ if model is None:
             "`diagnosis diagnose`: the worklist lists predicted cases.")
     st.stop()
 
-review_col, label_col, uncertainty_col, date_col = st.columns([1, 1, 1, 1])
+review_col, label_col, uncertainty_col, date_col, dataset_col = st.columns([1, 1, 1, 1, 1])
 review_state = review_col.selectbox("Review status", db.REVIEW_STATES, index=None, placeholder="any",
                                     key="filter_review", on_change=_first_page)
 predicted = label_col.selectbox("Predicted diagnosis", list(model.label_names), index=None, placeholder="any",
                                 key="filter_predicted_label", on_change=_first_page)
 min_uncertainty = uncertainty_col.number_input("Uncertainty at least (nats)", min_value=0.0, value=None, step=0.1,
                                                key="filter_uncertainty", on_change=_first_page)
+dataset = dataset_col.selectbox("Data set", data.datasets(url), index=None, placeholder="any", key="filter_dataset",
+                                on_change=_first_page)
 dates = date_col.date_input("Stored between", value=(), key="filter_dates", on_change=_first_page)
 since = until = None
 if isinstance(dates, tuple) and len(dates) == 2:
@@ -48,7 +50,7 @@ if isinstance(dates, tuple) and len(dates) == 2:
     until = datetime.combine(dates[1], time.min, tzinfo=UTC) + timedelta(days=1)
 
 where = db.WorklistFilter(model_version_id=model.id, review=review_state, predicted_label=predicted,
-                          min_uncertainty=min_uncertainty, since=since, until=until)  # fmt: skip
+                          min_uncertainty=min_uncertainty, since=since, until=until, dataset=dataset)  # fmt: skip
 total = data.worklist_count(url, where)
 if total == 0:
     st.info("No case matches these filters.")

@@ -169,6 +169,21 @@ def test_worklist_filters_narrow_the_list(store: Store, widget: str, choice: Any
         assert "No case matches" in texts(at)
 
 
+def test_worklist_filters_by_data_set(store: Store) -> None:
+    from sqlalchemy import update
+
+    from db.models import Case
+
+    with db.session_scope(store.url) as session:
+        session.execute(update(Case).where(Case.case_key == store.image_3d).values(dataset="clinic-b"))
+    at = open_page("pages/worklist.py")
+    assert at.selectbox(key="filter_dataset").options == ["clinic-b", db.NO_DATASET]
+    at.selectbox(key="filter_dataset").select("clinic-b").run()
+    assert not at.exception and case_ids(at) == [store.image_3d]
+    at.selectbox(key="filter_dataset").select(db.NO_DATASET).run()
+    assert case_ids(at) == [store.image_2d, store.text_only]
+
+
 def test_worklist_disagreement_filter_shows_overridden_cases(store: Store) -> None:
     with db.session_scope(store.url) as session:
         db.submit_review(session, case_key=store.image_3d, username=store.clinician, final_label="covid",
@@ -295,3 +310,18 @@ def test_unreachable_store_shows_an_error_not_a_traceback(monkeypatch: pytest.Mo
     [error] = at.error
     assert "Cannot open the diagnosis store" in error.value and "DIAGNOSIS_DATABASE_URL" in error.value
     assert "secret" not in error.value
+
+
+def test_model_page_says_which_data_sets_each_version_was_trained_on(store: Store) -> None:
+    from sqlalchemy import update
+
+    from db.models import ModelVersion
+
+    with db.session_scope(store.url) as session:
+        latest = db.latest_model_version(session)
+        session.execute(update(ModelVersion).where(ModelVersion.id == latest.id)
+                        .values(config={**latest.config, "datasets": ["clinic-b", db.NO_DATASET]}))  # fmt: skip
+    at = open_page("pages/model.py")
+    assert not at.exception
+    frame = next(f.value for f in at.dataframe if "data sets" in f.value.columns)
+    assert frame.set_index("id").loc[latest.id, "data sets"] == f"clinic-b, {db.NO_DATASET}"
