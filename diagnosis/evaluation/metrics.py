@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import f1_score, recall_score, roc_auc_score
 
 __all__ = ["classification_metrics", "expected_calibration_error"]
 
@@ -30,6 +29,25 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece)
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given their average rank (as ``scipy.stats.rankdata``)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney U statistic (ties count half); numpy only, so the CLI need not import sklearn."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, label_names: Sequence[str]) -> dict:
     """Metrics of predicted probabilities against true class ids.
 
@@ -49,14 +67,17 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, label_
         return {"n": 0, "accuracy": nan, "macro_f1": nan, "macro_auc": nan, "ece": nan, "per_class_recall": {}}
     y_pred = probabilities.argmax(1)
     classes = list(range(n_classes))
-    aucs = [
-        roc_auc_score(y_true == c, probabilities[:, c]) for c in classes if 0 < int((y_true == c).sum()) < len(y_true)
-    ]
-    recalls = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=np.nan)
+    aucs = [binary_auc(y_true == c, probabilities[:, c]) for c in classes if 0 < int((y_true == c).sum()) < len(y_true)]
+    tp = np.array([int(((y_pred == c) & (y_true == c)).sum()) for c in classes], dtype=np.float64)
+    support = np.array([int((y_true == c).sum()) for c in classes], dtype=np.float64)
+    predicted = np.array([int((y_pred == c).sum()) for c in classes], dtype=np.float64)
+    recalls = np.where(support > 0, tp / np.maximum(support, 1), np.nan)
+    present = sorted(set(y_true.tolist()))  # macro-F1 over the classes present (zero when never predicted right)
+    f1 = [2 * tp[c] / (support[c] + predicted[c]) if support[c] + predicted[c] > 0 else 0.0 for c in present]
     return {
         "n": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=sorted(set(y_true.tolist())), average="macro", zero_division=0)),
+        "macro_f1": float(np.mean(f1)),
         "macro_auc": float(np.mean(aucs)) if aucs else float("nan"),
         "ece": expected_calibration_error(probabilities.max(1), (y_pred == y_true).astype(float)),
         "per_class_recall": {name: float(r) for name, r in zip(label_names, recalls, strict=True)},
