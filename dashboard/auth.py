@@ -61,11 +61,7 @@ COOKIE_BOUND_KEY = "cookie_bound"  # True when the user came from the session co
 
 def timeout_s() -> float:
     """The idle timeout in seconds, from :data:`TIMEOUT_ENV` (invalid or non-positive values: the default)."""
-    try:
-        minutes = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MINUTES))
-    except ValueError:
-        minutes = DEFAULT_TIMEOUT_MINUTES
-    return (minutes if minutes > 0 else DEFAULT_TIMEOUT_MINUTES) * 60.0
+    return session_cookie.positive_setting(TIMEOUT_ENV, DEFAULT_TIMEOUT_MINUTES) * 60.0
 
 
 def _address(value: object) -> str | None:

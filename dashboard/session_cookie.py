@@ -32,6 +32,7 @@ __all__ = [
     "SIGN_OUT_PATH",
     "enabled",
     "lifetime_s",
+    "positive_setting",
     "read_cookie",
     "routes",
     "safe_next",
@@ -53,13 +54,18 @@ def enabled() -> bool:
     return os.environ.get(ENABLED_ENV, "").strip() == "1"
 
 
+def positive_setting(name: str, default: float) -> float:
+    """The positive number in environment variable ``name`` (unset, invalid or non-positive: ``default``)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 def lifetime_s() -> float:
     """Absolute session lifetime in seconds, from :data:`LIFETIME_ENV` (invalid or non-positive: the default)."""
-    try:
-        hours = float(os.environ.get(LIFETIME_ENV, DEFAULT_LIFETIME_HOURS))
-    except ValueError:
-        hours = DEFAULT_LIFETIME_HOURS
-    return (hours if hours > 0 else DEFAULT_LIFETIME_HOURS) * 3600.0
+    return positive_setting(LIFETIME_ENV, DEFAULT_LIFETIME_HOURS) * 3600.0
 
 
 def signing_key() -> bytes:
