@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -385,19 +384,12 @@ def demo(
 app.command("serve")(serve_cli.serve)  # listed last: the long-running entry point of operations
 
 
-def _exit_on_signal(number: int, _frame: object) -> None:
-    """SIGTERM, SIGINT, SIGHUP: unwind like an exit, so ``finally`` blocks and atexit hooks stop what this command
-    started (Prefect's temporary server among them) instead of leaving it orphaned."""
-    signal.signal(number, signal.SIG_IGN)  # a second signal while unwinding changes nothing
-    typer.secho(f"\nstopped by {signal.Signals(number).name}", err=True)
-    raise SystemExit(128 + number)
-
-
 def main() -> None:
     """Console-script entry point: a SIGTERM, SIGINT or SIGHUP exits with 128 + its number, children stopped.
 
     ``serve`` installs its own handlers for a graceful shutdown of the runner.
     """
-    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(number, _exit_on_signal)
+    from flows.environment import exit_on_signals
+
+    exit_on_signals()
     app()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import warnings
 
 from diagnosis.settings import Settings
 
-__all__ = ["UMASK_ENV", "configure_logging", "configure_prefect", "restrict_permissions"]
+__all__ = ["UMASK_ENV", "configure_logging", "configure_prefect", "exit_on_signals", "restrict_permissions"]
 
 UMASK_ENV = "DIAGNOSIS_UMASK"  # octal; default 077: files 0600, folders 0700 (only the account running the product)
 DEFAULT_UMASK = 0o077
@@ -60,3 +62,17 @@ def configure_logging(verbose: bool = False) -> None:
     warnings.filterwarnings("ignore", message=".*nvimgcodec.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="monai")
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _exit_on_signal(number: int, _frame: object) -> None:
+    """SIGTERM, SIGINT, SIGHUP: unwind like an exit, so ``finally`` blocks and atexit hooks stop what this command
+    started (Prefect's temporary server among them) instead of leaving it orphaned."""
+    signal.signal(number, signal.SIG_IGN)  # a second signal while unwinding changes nothing
+    print(f"\nstopped by {signal.Signals(number).name}", file=sys.stderr)
+    raise SystemExit(128 + number)
+
+
+def exit_on_signals() -> None:
+    """Make SIGTERM, SIGINT and SIGHUP exit with 128 + their number, children stopped (``serve`` installs its own)."""
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, _exit_on_signal)
