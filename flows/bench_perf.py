@@ -1,4 +1,4 @@
-"""``diagnosis bench throughput|memory|train``: pipeline performance benchmarks (on the ``bench`` group).
+"""``diagnosis bench throughput|memory|train|text``: pipeline performance benchmarks (on the ``bench`` group).
 
 ``bench store`` (bulk writes and dashboard reads) lives with the other store benchmarks in :mod:`flows.bench_cli`.
 
@@ -22,7 +22,7 @@ from rich.table import Table
 from flows.bench_cli import app
 from flows.render import emit_report, figures_table
 
-__all__ = ["Trained", "fill_cases", "memory", "pool_embeddings", "throughput", "train", "trained_store"]
+__all__ = ["Trained", "fill_cases", "memory", "pool_embeddings", "text", "throughput", "train", "trained_store"]
 
 FILL_BATCH = 5000  # cases per upsert_cases call when filling stores
 
@@ -318,3 +318,32 @@ def train(
     title = f"VAE training — {len(table):,} cases, batch {batch_size}, {epochs} epochs on {torch_device}"
     columns = ["fusion", "s/epoch", "samples/s", "first epoch s", "÷ CPU"]
     emit_report([figures_table(title, columns, lines, "s/epoch: mean over the epochs after the first")], report, json_path)
+
+
+@app.command("text")
+def text(
+    data: Annotated[Path, typer.Option(help="Folder with symptom2disease.csv (its texts are embedded).")] = Path("../shared/data"),
+    limit: Annotated[int, typer.Option(min=8, help="Texts embedded per run.")] = 1000,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per runtime (the median is reported).")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass (the encoder's default).")] = 64,
+    text_model: TextModel = None,
+    json_path: JsonPath = None,
+) -> None:
+    """The text transformer on the CPU: PyTorch float32 against ONNX Runtime int8, same texts and batch."""
+    from diagnosis.benchmarks.p1_data import read_symptom_texts
+    from diagnosis.benchmarks.perf import compare_text_runtimes
+    from diagnosis.features.text import TextEncoderConfig
+    from flows.cli import user_errors
+
+    path = data / "symptom2disease.csv"
+    with user_errors(FileNotFoundError):
+        if not path.is_file():
+            raise FileNotFoundError(f"symptom2disease.csv not found in {data}; point --data at the shared data folder")
+    texts = [t for _, t in read_symptom_texts(path)][:limit]
+    config = TextEncoderConfig(model_path=str(text_model) if text_model else None, batch_size=batch_size)
+    report = compare_text_runtimes(texts, config, repeats)
+    rows = [[name, f"{r['texts_per_s']:.0f}", f"{r['load_s']:.1f}"] for name, r in report["runtimes"].items()]
+    caption = (f"{report['speedup']:.2f}x the texts/s of float32; cosine to float32 min {report['cosine']['min']:.4f}, "
+               f"mean {report['cosine']['mean']:.4f}; {_threads()} threads")
+    title = f"Text transformer on the CPU — {report['texts']} texts, batch {batch_size}, median of {repeats}"
+    emit_report([figures_table(title, ["runtime", "texts/s", "load s"], rows, caption)], report, json_path)

@@ -1,8 +1,9 @@
-"""Performance measurements that need neither the store nor Prefect (``diagnosis bench throughput|memory|train``).
+"""Performance measurements that need neither the store nor Prefect (``diagnosis bench throughput|memory|train|text``).
 
 - :func:`raw_forward`: throughput of the models alone on inputs already in memory (text transformer without its
   cache, then image network + fusion VAE + classifier), the ceiling that end-to-end batch diagnosis is held to.
 - :func:`time_training`: seconds per epoch and samples per second of VAE training, per fusion variant.
+- :func:`compare_text_runtimes`: texts per second of the text transformer in PyTorch float32 and ONNX int8.
 - :func:`peak_rss_of`: run a command and return the peak resident memory of that process.
 """
 
@@ -11,11 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from diagnosis.classify.model import ModelSpec
@@ -25,7 +30,7 @@ from diagnosis.training.data import FeatureTable
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.trainer import TrainConfig, fit
 
-__all__ = ["PeakMemory", "peak_rss_of", "raw_forward", "steady_mean", "time_training"]
+__all__ = ["PeakMemory", "compare_text_runtimes", "peak_rss_of", "raw_forward", "steady_mean", "time_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +131,39 @@ def time_training(
                            "total_s": result.seconds}  # fmt: skip
         logger.info("%s: %.2f s per epoch, %.0f samples/s", fusion, per_epoch, len(train) / per_epoch)
     return results
+
+
+def compare_text_runtimes(texts: Sequence[str], config: TextEncoderConfig, repeats: int = 3,
+                          runtimes: Sequence[str] = ("torch", "onnx-int8")) -> dict[str, Any]:
+    """Texts per second of each text runtime on the same texts and batch size (CPU, no cache), and how close the
+    embeddings stay to the first runtime's.
+
+    Each runtime is loaded and warmed up on one batch first (the ONNX export, when not yet on disk, is timed apart
+    as ``load_s``); then all texts are embedded ``repeats`` times and the median is reported.
+
+    Returns:
+        ``{"texts", "batch_size", "runtimes": {name: {"texts_per_s", "seconds", "load_s"}}, "speedup" (last ÷ first),
+        "cosine": {"min", "mean"} (last against first)}``.
+    """
+    vectors, out = {}, {}
+    for name in runtimes:
+        with tempfile.TemporaryDirectory(prefix="diagnosis-bench-text-") as folder:
+            encoder = TextEncoder(config, runtime=name, export_dir=Path(folder))
+            started = time.perf_counter()
+            encoder.encode(list(texts[: config.batch_size]))  # no cache: loads (and exports) the model, warms it up
+            load_s = time.perf_counter() - started
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                vectors[name] = encoder.encode(list(texts))
+                seconds.append(time.perf_counter() - started)
+        median = float(np.median(seconds))
+        out[name] = {"texts_per_s": len(texts) / median, "seconds": seconds, "load_s": load_s}
+    first, last = runtimes[0], runtimes[-1]
+    cosine = (vectors[first] * vectors[last]).sum(1)  # both L2-normalised
+    return {"texts": len(texts), "batch_size": config.batch_size, "runtimes": out,
+            "speedup": out[last]["texts_per_s"] / out[first]["texts_per_s"],
+            "cosine": {"min": float(cosine.min()), "mean": float(cosine.mean())}}
 
 
 def _sync(device: torch.device) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,14 @@ import torch
 
 from diagnosis.device import amp_dtype
 from diagnosis.features.cache import EmbeddingCache
+from diagnosis.features.onnx_text import (
+    ONNX_RUNTIME,
+    QUANTIZATION_VERSION,
+    RUNTIME_ENV,
+    OnnxTextModel,
+    quantized_onnx,
+    resolve_runtime,
+)
 
 __all__ = ["TextEncoder", "TextEncoderConfig", "default_text_model_path", "model_digest"]
 
@@ -74,6 +84,9 @@ class TextEncoder:
             the model files' contents, the settings and the precision.
         amp: Mixed precision for the transformer (None: bfloat16 autocast on CUDA devices that support it, float32
             elsewhere). Reduced-precision embeddings are cached under keys of their own.
+        runtime: ``torch``, ``onnx-int8`` or ``auto`` (None: ``DIAGNOSIS_TEXT_RUNTIME``, else auto): see
+            :func:`~diagnosis.features.onnx_text.resolve_runtime`. ONNX embeddings are cached under keys of their own.
+        export_dir: Where the ONNX export is kept (None: an ``onnx`` folder beside the cache, or a temporary one).
     """
 
     def __init__(
@@ -82,22 +95,35 @@ class TextEncoder:
         device: torch.device | str = "cpu",
         cache: EmbeddingCache | None = None,
         amp: bool | None = None,
+        runtime: str | None = None,
+        export_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
         self.cache = cache
-        self.dtype = amp_dtype(self.device, amp)
-        # Batching never changes a vector (padding is masked out), so a GPU takes bigger batches than the config's.
+        self.runtime = resolve_runtime(runtime, self.device, amp)
+        self._fallback = (runtime or os.environ.get(RUNTIME_ENV) or "auto") == "auto"  # may fall back to torch
+        self.dtype = None if self.runtime == ONNX_RUNTIME else amp_dtype(self.device, amp)
+        self._export_dir = export_dir or (cache.path.parent / "onnx" if cache is not None else None)
+        # In PyTorch batching never changes a vector (padding is masked out), so a GPU takes bigger batches.
         self.batch_size = max(config.batch_size, CUDA_TEXT_BATCH) if self.device.type == "cuda" else config.batch_size
         self.model_path = Path(config.model_path or default_text_model_path())
         if not (self.model_path / "config.json").is_file():
             raise FileNotFoundError(f"no Hugging Face model at {self.model_path} (config.json missing)")
-        precision = "" if self.dtype is None else f"|{self.dtype}"  # float32 embeddings: no suffix
-        self.fingerprint = hashlib.sha256(
-            f"{model_digest(self.model_path)}|{config.max_length}|{config.normalize}{precision}".encode()
-        ).hexdigest()[:16]
+        self._digest = model_digest(self.model_path)
+        self.fingerprint = self._fingerprint()
         self._model: torch.nn.Module | None = None
+        self._onnx: OnnxTextModel | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None  # the export folder when there is no cache
         self._tokenizer = None
+
+    def _fingerprint(self) -> str:
+        """What decides this encoder's vectors: the model files, the settings, the runtime and precision."""
+        precision = "" if self.dtype is None else f"|{self.dtype}"  # float32 PyTorch embeddings: no suffix
+        if self.runtime == ONNX_RUNTIME:
+            precision = f"|{ONNX_RUNTIME}-v{QUANTIZATION_VERSION}"
+        text = f"{self._digest}|{self.config.max_length}|{self.config.normalize}{precision}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _load(self) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -105,7 +131,27 @@ class TextEncoder:
 
         hf_logging.disable_progress_bar()
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        self._model = AutoModel.from_pretrained(self.model_path, local_files_only=True).to(self.device).eval()
+        model = AutoModel.from_pretrained(self.model_path, local_files_only=True).to(self.device).eval()
+        if self.runtime != ONNX_RUNTIME:
+            self._model = model
+            return
+        if self._export_dir is None:  # no cache folder: an export for this encoder's lifetime
+            self._scratch = tempfile.TemporaryDirectory(prefix="diagnosis-onnx-")
+            self._export_dir = Path(self._scratch.name)
+        try:
+            self._onnx = OnnxTextModel(quantized_onnx(model, self._tokenizer, self._export_dir, self._digest))
+        except Exception as error:  # noqa: BLE001 - an architecture the exporter cannot trace still embeds in PyTorch
+            if not self._fallback:
+                raise
+            logger.warning("the ONNX export of %s failed (%s); its texts are embedded in PyTorch float32",
+                           self.model_path, type(error).__name__)  # fmt: skip
+            self.runtime, self._model = "torch", model
+            self.fingerprint = self._fingerprint()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the transformer has been loaded (it is, once a text missed the cache)."""
+        return self._model is not None or self._onnx is not None
 
     @property
     def dim(self) -> int:
@@ -131,21 +177,32 @@ class TextEncoder:
         found = self.cache.get_many(keys) if self.cache is not None else {}
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
         if missing:
+            fingerprint = self.fingerprint
             fresh = self._embed(missing)
             new = {self.key(t): v for t, v in zip(missing, fresh, strict=True)}
             if self.cache is not None:
                 self.cache.put_many(new)
+            if self.fingerprint != fingerprint:  # fell back from ONNX while loading: look every text up again
+                return self.encode(texts)
             found.update(new)
         logger.info("text embeddings: %d requested, %d computed", len(texts), len(missing))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
+    def _hidden(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Last hidden states ``(B, T, H)`` in float32, from the runtime in use."""
+        if self._onnx is not None:
+            return torch.from_numpy(self._onnx.last_hidden(batch["input_ids"].numpy(), batch["attention_mask"].numpy()))
+        assert self._model is not None
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            return self._model(**batch).last_hidden_state.float()
+
     @torch.inference_mode()
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._model is None:
+        if self._model is None and self._onnx is None:
             self._load()
-        assert self._model is not None and self._tokenizer is not None
+        assert self._tokenizer is not None
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Longest first, so each batch pads to similar lengths (1.8x faster on varied symptom notes); the rows go
@@ -157,8 +214,7 @@ class TextEncoder:
                 [texts[i] for i in order[start : start + self.batch_size]],
                 padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt",
             ).to(self.device)
-            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-                hidden = self._model(**batch).last_hidden_state.float()  # (B, T, H)
+            hidden = self._hidden(batch)  # (B, T, H)
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
             if self.config.normalize:

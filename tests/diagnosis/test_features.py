@@ -30,7 +30,7 @@ def test_text_encoder_mean_pools_and_caches(tiny_text_model: Path, tmp_path: Pat
     assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
     # a fresh encoder on the same cache computes nothing: its model is never loaded
     again = TextEncoder(TextEncoderConfig(model_path=str(tiny_text_model)), cache=cache)
-    assert np.allclose(again.encode(texts[:2]), vectors[:2]) and again._model is None
+    assert np.allclose(again.encode(texts[:2]), vectors[:2]) and not again.loaded
 
 
 def test_cache_opens_while_another_connection_holds_the_new_file(tmp_path: Path, sqlite_write_held) -> None:  # noqa: ANN001
@@ -68,7 +68,7 @@ def test_cache_keys_follow_the_weights_not_only_the_config(tiny_text_model: Path
     assert copy.fingerprint == base.fingerprint != other.fingerprint  # the same files anywhere share the cache
     assert model_digest(tiny_text_model) == model_digest(tmp_path / "copy") != model_digest(tuned)
     cached = base.encode(texts)
-    assert not np.allclose(other.encode(texts), cached) and other._model is not None  # computed, not looked up
+    assert not np.allclose(other.encode(texts), cached) and other.loaded  # computed, not looked up
 
 
 def test_reduced_precision_embeddings_are_close_and_cached_apart(tiny_text_model: Path, tmp_path: Path) -> None:
@@ -79,9 +79,54 @@ def test_reduced_precision_embeddings_are_close_and_cached_apart(tiny_text_model
     half = TextEncoder(config, cache=cache, amp=True)
     assert full.dtype is None and half.dtype == torch.bfloat16 and half.fingerprint != full.fingerprint
     exact, reduced = full.encode(texts), half.encode(texts)
-    assert half._model is not None  # not served from the float32 entries
+    assert half.runtime == "torch" and half.loaded  # not served from the float32 entries
     cosine = (exact * reduced).sum(1)  # both L2-normalised
     assert np.all(cosine > 0.99) and not np.array_equal(exact, reduced)
+
+
+def test_onnx_int8_embeddings_are_close_cached_apart_and_exported_once(tiny_text_model: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU the default runtime is ONNX Runtime with int8 weights: nearly the float32 vectors, under keys of
+    their own, the export written once beside the cache and reused by the next encoder."""
+    cache, config = EmbeddingCache(tmp_path / "cache.sqlite"), TextEncoderConfig(model_path=str(tiny_text_model))
+    texts = ["I have a cough and fever.", "No chest pain, but my ankles are swollen and I feel tired all day."]
+    monkeypatch.delenv("DIAGNOSIS_TEXT_RUNTIME", raising=False)
+    fast, plain = TextEncoder(config, cache=cache), TextEncoder(config, cache=cache, runtime="torch")
+    assert fast.runtime == "onnx-int8" and plain.runtime == "torch" and fast.fingerprint != plain.fingerprint
+    exact, quantized = plain.encode(texts), fast.encode(texts)
+    assert fast.loaded and fast._model is None  # computed by ONNX Runtime, not served from the float32 entries
+    assert np.all((exact * quantized).sum(1) > 0.99) and not np.array_equal(exact, quantized)
+    exported = sorted((tmp_path / "onnx").glob("*.onnx"))
+    assert len(exported) == 1 and not list((tmp_path / "onnx").glob(".export-*"))  # no half-written leftovers
+    stamp = exported[0].stat().st_mtime_ns
+    again = TextEncoder(config, cache=EmbeddingCache(tmp_path / "other.sqlite"), export_dir=tmp_path / "onnx")
+    assert np.allclose(again.encode(texts), quantized, atol=1e-6) and exported[0].stat().st_mtime_ns == stamp
+    monkeypatch.setenv("DIAGNOSIS_TEXT_RUNTIME", "torch")
+    assert TextEncoder(config).runtime == "torch"
+    monkeypatch.setenv("DIAGNOSIS_TEXT_RUNTIME", "tensorrt")
+    with pytest.raises(ValueError, match="unknown text runtime"):
+        TextEncoder(config)
+
+
+def test_a_model_onnx_cannot_export_is_embedded_in_pytorch(tiny_text_model: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto falls back to float32 PyTorch (under its keys) when the export fails; an explicit onnx-int8 says why."""
+    import diagnosis.features.text as text_module
+
+    def broken(*_args: object) -> Path:
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.delenv("DIAGNOSIS_TEXT_RUNTIME", raising=False)
+    monkeypatch.setattr(text_module, "quantized_onnx", broken)
+    cache, config = EmbeddingCache(tmp_path / "cache.sqlite"), TextEncoderConfig(model_path=str(tiny_text_model))
+    texts = ["I have a cough and fever.", "No chest pain."]
+    auto = TextEncoder(config, cache=cache)
+    vectors = auto.encode(texts)
+    plain = TextEncoder(config, cache=cache, runtime="torch")
+    assert auto.runtime == "torch" and auto.fingerprint == plain.fingerprint
+    assert np.array_equal(plain.encode(texts), vectors) and not plain.loaded  # stored under the float32 keys
+    with pytest.raises(RuntimeError, match="unsupported operator"):
+        TextEncoder(config, runtime="onnx-int8").encode(texts)
 
 
 def test_missing_text_model_folder_is_a_clear_error(tmp_path: Path) -> None:

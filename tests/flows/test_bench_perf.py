@@ -89,3 +89,18 @@ def test_streamed_diagnosis_keeps_memory_flat(tmp_path: Path, tiny_text_model: P
         assert result["predicted"] == n
     per_case = 4 * (32 * 32 + 32)  # float32 image on the 32-pixel grid + tiny text embedding, per case
     assert peaks[800] - peaks[100] < 0.5 * 700 * per_case  # holding every case would add at least 700 * per_case
+
+
+def test_bench_text_compares_the_runtimes_on_the_same_texts(tmp_path: Path, tiny_text_model: Path) -> None:
+    """float32 PyTorch against ONNX int8: speeds of both, the ratio, and how close the int8 vectors stay."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = ["label,text"] + [f"Flu,I have had a cough and a fever for {n} days and my chest hurts" for n in range(12)]
+    (data / "symptom2disease.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = _run(["text", "--data", str(data), "--repeats", "1", "--batch-size", "4", "--text-model", str(tiny_text_model)],
+                  tmp_path / "x.json")  # fmt: skip
+    assert report["texts"] == 12 and set(report["runtimes"]) == {"torch", "onnx-int8"}
+    assert all(r["texts_per_s"] > 0 and len(r["seconds"]) == 1 for r in report["runtimes"].values())
+    assert report["speedup"] > 0 and 0.99 < report["cosine"]["mean"] <= 1.0 + 1e-6
+    missing = CliRunner().invoke(app, ["bench", "text", "--data", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "symptom2disease.csv not found" in missing.output
