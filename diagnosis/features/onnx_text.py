@@ -150,6 +150,10 @@ class OnnxTextModel:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
+        # No busy-waiting between operators: idle pool threads would spin on the cores that image reading and the
+        # diagnosis model share with the transformer (the default spin made a loaded demo run take twice the CPU).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def last_hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
