@@ -101,8 +101,9 @@ class TextEncoder:
         self.config = config
         self.device = torch.device(device)
         self.cache = cache
-        self.runtime = resolve_runtime(runtime, self.device, amp)
-        self._fallback = (runtime or os.environ.get(RUNTIME_ENV) or "auto") == "auto"  # may fall back to torch
+        requested = runtime or os.environ.get(RUNTIME_ENV) or "auto"
+        self.runtime = resolve_runtime(requested, self.device, amp)
+        self._fallback = requested == "auto"  # a failed ONNX export falls back to PyTorch
         self.dtype = None if self.runtime == ONNX_RUNTIME else amp_dtype(self.device, amp)
         self._export_dir = export_dir or (cache.path.parent / "onnx" if cache is not None else None)
         # In PyTorch batching never changes a vector (padding is masked out), so a GPU takes bigger batches.
@@ -131,21 +132,24 @@ class TextEncoder:
 
         hf_logging.disable_progress_bar()
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        model = AutoModel.from_pretrained(self.model_path, local_files_only=True).to(self.device).eval()
+
+        def load_model() -> torch.nn.Module:
+            return AutoModel.from_pretrained(self.model_path, local_files_only=True).to(self.device).eval()
+
         if self.runtime != ONNX_RUNTIME:
-            self._model = model
+            self._model = load_model()
             return
         if self._export_dir is None:  # no cache folder: an export for this encoder's lifetime
             self._scratch = tempfile.TemporaryDirectory(prefix="diagnosis-onnx-")
             self._export_dir = Path(self._scratch.name)
-        try:
-            self._onnx = OnnxTextModel(quantized_onnx(model, self._tokenizer, self._export_dir, self._digest))
+        try:  # the PyTorch weights are read only when the export is not on disk yet
+            self._onnx = OnnxTextModel(quantized_onnx(load_model, self._tokenizer, self._export_dir, self._digest))
         except Exception as error:  # noqa: BLE001 - an architecture the exporter cannot trace still embeds in PyTorch
             if not self._fallback:
                 raise
             logger.warning("the ONNX export of %s failed (%s); its texts are embedded in PyTorch float32",
                            self.model_path, type(error).__name__)  # fmt: skip
-            self.runtime, self._model = "torch", model
+            self.runtime, self._model = "torch", load_model()
             self.fingerprint = self._fingerprint()
 
     @property
