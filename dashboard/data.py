@@ -47,6 +47,7 @@ __all__ = [
     "store_url",
     "submit_review",
     "worklist_count",
+    "worklist_cursor_at",
     "worklist_page",
 ]
 
@@ -160,10 +161,19 @@ def worklist_count(url: str, where: db.WorklistFilter) -> int:
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_page(url: str, where: db.WorklistFilter, page: int = 1, page_size: int = PAGE_SIZE) -> list[db.WorklistRow]:
-    """One page (1-indexed) of the worklist, most uncertain first; never loads the whole table."""
+def worklist_page(url: str, where: db.WorklistFilter, after: db.WorklistCursor | None = None,
+                  page_size: int = PAGE_SIZE) -> list[db.WorklistRow]:
+    """The page of the worklist that starts after ``after`` (None: the first page), most uncertain first; a keyset
+    page, so a deep page costs what the first does."""
     with db.session_scope(url) as session:
-        return db.list_worklist(session, where, limit=page_size, offset=(page - 1) * page_size)
+        return db.list_worklist(session, where, limit=page_size, after=after)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def worklist_cursor_at(url: str, where: db.WorklistFilter, page: int, page_size: int = PAGE_SIZE) -> db.WorklistCursor | None:
+    """Where page ``page`` (1-indexed) starts, for a jump to it (see :func:`db.worklist_cursor_at`)."""
+    with db.session_scope(url) as session:
+        return db.worklist_cursor_at(session, where, (page - 1) * page_size)
 
 
 def sign_in(url: str, username: str, password: str, client: str) -> db.SignInResult:

@@ -105,7 +105,8 @@ from db.web_sessions import (
     revoke_web_session,
     session_user,
 )
-from db.worklist import REVIEW_STATES, WorklistFilter, WorklistRow, count_worklist, list_worklist
+from db.worklist import (REVIEW_STATES, WorklistCursor, WorklistFilter, WorklistRow, count_worklist, list_worklist,
+                         worklist_cursor_at)
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -138,6 +139,7 @@ __all__ = [
     "UserExistsError",
     "UserView",
     "WebSessionUser",
+    "WorklistCursor",
     "WorklistFilter",
     "WorklistRow",
     "append_audit",
@@ -202,4 +204,5 @@ __all__ = [
     "synthetic_samples",
     "update_model_metrics",
     "upsert_cases",
+    "worklist_cursor_at",
 ]

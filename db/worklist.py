@@ -1,8 +1,11 @@
 """The review worklist: one model version's predicted cases, most uncertain first, one page at a time.
 
 Ordering by ``uncertainty`` walks the ``(model_version_id, uncertainty)`` index backwards and stops after
-one page, so the first page costs the same with 100 or 100,000 predictions. Rows without an uncertainty
-(predictions made before migration 0002) come last.
+one page. Pages are keyset pages: a page after a :class:`WorklistCursor` (the previous page's last row) starts
+with an index seek to ``uncertainty <= cursor``, so page 20,000 costs what page 1 costs; ``OFFSET`` would walk
+(and join) every row before it. Reaching a page without its predecessor's cursor (a jump in the page numbers)
+costs one index walk to that row: :func:`worklist_cursor_at`. Rows without an uncertainty (predictions made
+before migration 0002) come last, by prediction id.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import Case, Prediction, Review
 from db.repository import NO_DATASET, in_datasets
 
-__all__ = ["REVIEW_STATES", "WorklistFilter", "WorklistRow", "count_worklist", "list_worklist"]
+__all__ = ["REVIEW_STATES", "WorklistCursor", "WorklistFilter", "WorklistRow", "count_worklist", "list_worklist",
+           "worklist_cursor_at"]
 
 REVIEW_STATES: tuple[str, ...] = ("unreviewed", "reviewed", "disagreement")
 """``disagreement``: reviewed with a final diagnosis other than this model's prediction."""
@@ -38,6 +42,17 @@ class WorklistFilter:
 
 
 @dataclass(frozen=True)
+class WorklistCursor:
+    """Where a worklist page ended: its last row's uncertainty (None: a legacy row without one) and prediction id.
+
+    Pass it as ``after`` to :func:`list_worklist` for the next page.
+    """
+
+    uncertainty: float | None
+    prediction_id: int
+
+
+@dataclass(frozen=True)
 class WorklistRow:
     """One case to review."""
 
@@ -51,6 +66,12 @@ class WorklistRow:
     modalities: tuple[str, ...]
     reviewed_label: str | None  # the current review's final diagnosis
     created_at: datetime
+    prediction_id: int = 0  # the sort's tie-breaker (see :attr:`cursor`)
+
+    @property
+    def cursor(self) -> WorklistCursor:
+        """The cursor of this row: the page after it starts with the next row."""
+        return WorklistCursor(self.uncertainty, self.prediction_id)
 
 
 def _apply(stmt: Select[Any], where: WorklistFilter) -> Select[Any]:
@@ -85,43 +106,94 @@ def _joined(stmt: Select[Any]) -> Select[Any]:
     return stmt.join(Case, Case.id == Prediction.case_id).outerjoin(Review, Review.case_id == Prediction.case_id)
 
 
-def list_worklist(session: Session, where: WorklistFilter, *, limit: int = 50, offset: int = 0) -> list[WorklistRow]:
+def _ordered(stmt: Select[Any]) -> Select[Any]:
+    """The worklist order: most uncertain first, ties and legacy rows (no uncertainty, last) by prediction id."""
+    return stmt.order_by(Prediction.uncertainty.desc().nulls_last(), Prediction.id)
+
+
+def _after(stmt: Select[Any], cursor: WorklistCursor) -> tuple[Select[Any], Select[Any] | None]:
+    """The rows after ``cursor``: those with an uncertainty (None when the cursor is past them) and the legacy ones.
+
+    ``uncertainty <= u`` is a range on the index, so the walk starts at the cursor; the few ties at ``u`` up to its
+    id are filtered out. Two statements, because a range never matches NULL: the legacy rows follow in a second one.
+    """
+    legacy = stmt.where(Prediction.uncertainty.is_(None))
+    if cursor.uncertainty is None:
+        return legacy.where(Prediction.id > cursor.prediction_id), None
+    u = cursor.uncertainty
+    ranked = stmt.where(Prediction.uncertainty <= u, or_(Prediction.uncertainty < u, Prediction.id > cursor.prediction_id))
+    return ranked, legacy
+
+
+def _rows_statement() -> Select[Any]:
+    return _joined(
+        select(Case.case_key, Case.status, Case.label, Prediction.label, Prediction.probabilities,
+               Prediction.uncertainty, Prediction.prediction_set, Prediction.modalities, Review.final_label,
+               Case.created_at, Prediction.id)
+        .select_from(Prediction)
+    )  # fmt: skip
+
+
+def list_worklist(session: Session, where: WorklistFilter, *, limit: int = 50, offset: int = 0,
+                  after: WorklistCursor | None = None) -> list[WorklistRow]:
     """One page of the worklist, most uncertain first (then by prediction id).
 
     Args:
         session: An open session.
         where: The model version and filters.
         limit: Page size.
-        offset: Rows to skip.
+        offset: Rows to skip. A deep offset walks (and joins) every skipped row: page on with ``after`` instead.
+        after: The previous page's last :attr:`WorklistRow.cursor`: the page starts right after it, at the cost of
+            the first page.
 
     Returns:
-        At most ``limit`` rows, from one query.
+        At most ``limit`` rows.
 
     Raises:
-        ValueError: If ``where.review`` is not one of :data:`REVIEW_STATES`.
+        ValueError: If ``where.review`` is not one of :data:`REVIEW_STATES`, or both ``offset`` and ``after`` are given.
     """
-    stmt = _joined(
-        select(Case.case_key, Case.status, Case.label, Prediction.label, Prediction.probabilities,
-               Prediction.uncertainty, Prediction.prediction_set, Prediction.modalities, Review.final_label,
-               Case.created_at)
-        .select_from(Prediction)
-    )  # fmt: skip
-    stmt = _apply(stmt, where).order_by(Prediction.uncertainty.desc().nulls_last(), Prediction.id)
-    rows = session.execute(stmt.limit(limit).offset(offset)).all()
+    if after is not None and offset:
+        raise ValueError("page with either offset or after, not both")
+    base = _apply(_rows_statement(), where)
+    if after is None:
+        rows = list(session.execute(_ordered(base).limit(limit).offset(offset)).all())
+    else:
+        ranked, legacy = _after(base, after)
+        rows = list(session.execute(_ordered(ranked).limit(limit)).all())
+        if legacy is not None and len(rows) < limit:
+            rows.extend(session.execute(_ordered(legacy).limit(limit - len(rows))).all())
     return [
         WorklistRow(case_key=key, status=status, true_label=label, predicted_label=p_label,
                     probability=float(probs[p_label]) if p_label in probs else None,
                     uncertainty=uncertainty, prediction_set=tuple(p_set) if p_set is not None else None,
-                    modalities=tuple(modalities), reviewed_label=reviewed, created_at=created)
-        for key, status, label, p_label, probs, uncertainty, p_set, modalities, reviewed, created in rows
+                    modalities=tuple(modalities), reviewed_label=reviewed, created_at=created, prediction_id=pid)
+        for key, status, label, p_label, probs, uncertainty, p_set, modalities, reviewed, created, pid in rows
     ]  # fmt: skip
+
+
+def _narrow(stmt: Select[Any], where: WorklistFilter) -> Select[Any]:
+    """``stmt`` over predictions, joined only to what the filters read, filtered."""
+    if where.since is not None or where.until is not None or where.dataset is not None:
+        stmt = stmt.join(Case, Case.id == Prediction.case_id)
+    if where.review is not None:
+        stmt = stmt.outerjoin(Review, Review.case_id == Prediction.case_id)
+    return _apply(stmt, where)
 
 
 def count_worklist(session: Session, where: WorklistFilter) -> int:
     """Number of rows :func:`list_worklist` pages through with the same filters."""
-    stmt = select(func.count(Prediction.id)).select_from(Prediction)
-    if where.since is not None or where.until is not None or where.dataset is not None:  # join only what the filters need
-        stmt = stmt.join(Case, Case.id == Prediction.case_id)
-    if where.review is not None:
-        stmt = stmt.outerjoin(Review, Review.case_id == Prediction.case_id)
-    return int(session.execute(_apply(stmt, where)).scalar_one())
+    return int(session.execute(_narrow(select(func.count(Prediction.id)).select_from(Prediction), where)).scalar_one())
+
+
+def worklist_cursor_at(session: Session, where: WorklistFilter, offset: int) -> WorklistCursor | None:
+    """The cursor after which the page starting at row ``offset`` (0-based) begins; None for ``offset`` 0 or past
+    the end.
+
+    For a jump to a page whose predecessor was not read: the walk to row ``offset`` reads only the predictions'
+    index (and the tables the filters need), not the rows a page shows.
+    """
+    if offset <= 0:
+        return None
+    stmt = _narrow(select(Prediction.uncertainty, Prediction.id).select_from(Prediction), where)
+    row = session.execute(_ordered(stmt).limit(1).offset(offset - 1)).first()
+    return WorklistCursor(row[0], row[1]) if row is not None else None

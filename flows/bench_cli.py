@@ -90,13 +90,20 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
     filtered = db.WorklistFilter(model_version_id=model.id, review="unreviewed", predicted_label=LABELS[-1],
                                  min_uncertainty=0.5)  # fmt: skip
     deep = max(0, len(keys) // 2 // 50 * 50)
+    with db.session_scope(url) as session:
+        deep_start = db.worklist_cursor_at(session, everything, deep)  # where the middle page starts
 
-    def worklist(where: db.WorklistFilter, offset: int = 0) -> Callable[[], Any]:
+    def worklist(where: db.WorklistFilter, **page: Any) -> Callable[[], Any]:
         def run() -> Any:
             with db.session_scope(url) as session:
-                return db.count_worklist(session, where), db.list_worklist(session, where, limit=50, offset=offset)
+                return db.count_worklist(session, where), db.list_worklist(session, where, limit=50, **page)
 
         return run
+
+    def jump() -> Any:  # a page number chosen without its predecessor: one index walk, then the keyset page
+        with db.session_scope(url) as session:
+            start = db.worklist_cursor_at(session, everything, deep)
+            return db.list_worklist(session, everything, limit=50, after=start)
 
     def case_page() -> Any:
         key = rng.choice(keys)
@@ -107,8 +114,10 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
 
     return {
         "worklist first page": _time(worklist(everything), repeat),
-        "worklist middle page": _time(worklist(everything, deep), repeat),
+        "worklist middle page": _time(worklist(everything, after=deep_start), repeat),
         "worklist filtered": _time(worklist(filtered), repeat),
+        "middle page by jump": _time(jump, repeat),
+        "middle page by OFFSET": _time(worklist(everything, offset=deep), max(1, repeat // 4)),
         "case page": _time(case_page, repeat),
     }
 

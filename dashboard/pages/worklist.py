@@ -1,4 +1,5 @@
-"""Worklist page: the latest model's predicted cases to review, most uncertain first, filtered and paginated."""
+"""Worklist page: the latest model's predicted cases to review, most uncertain first, filtered and paginated
+(keyset pages: the page after one already shown costs what the first page costs)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,23 @@ CASE_PAGE = "pages/case.py"
 def _first_page() -> None:
     """Go back to page 1 when a filter changes."""
     st.session_state.pop("page", None)
+
+
+def _page_start(url: str, where: db.WorklistFilter, page: int) -> db.WorklistCursor | None:
+    """The cursor page ``page`` starts after: the last row of the page before it when that was shown (a keyset
+    page, as cheap as the first), else found by one index walk (a jump in the page numbers)."""
+    known = st.session_state.get("worklist_starts")
+    if not known or known[0] != where:
+        known = st.session_state["worklist_starts"] = (where, {})
+    if page <= 1:
+        return None
+    return known[1].get(page) or data.worklist_cursor_at(url, where, page)
+
+
+def _remember_next(where: db.WorklistFilter, page: int, rows: list[db.WorklistRow]) -> None:
+    """Keep where the next page starts (bounded: one filter's pages at a time)."""
+    if rows:
+        st.session_state["worklist_starts"][1][page + 1] = rows[-1].cursor
 
 
 def _open(case_key: str) -> None:
@@ -58,7 +76,9 @@ if total == 0:
 
 n_pages = math.ceil(total / data.PAGE_SIZE)
 page = st.pagination(n_pages, key="page") if n_pages > 1 else 1
-rows = data.worklist_page(url, where, page=page)
+start = _page_start(url, where, page)
+rows = data.worklist_page(url, where, after=start) if page == 1 or start is not None else []
+_remember_next(where, page, rows)
 first = (page - 1) * data.PAGE_SIZE + 1
 st.caption(f"{total} cases predicted by {md(model.name)} · showing {first}–{first + len(rows) - 1} · "
            "most uncertain first · select a row to open the case")

@@ -212,6 +212,27 @@ def test_worklist_pagination_pages_through_50_at_a_time(store: Store) -> None:
     assert at.pagination[0].value == 1
 
 
+def test_worklist_jumps_to_any_page_and_pages_back_by_keyset(store: Store) -> None:
+    extra = [db.CaseIn(f"bulk-{i:03d}", None, "normal", "train", f"note {i}", None) for i in range(140)]
+    with db.session_scope(store.url) as session:
+        db.upsert_cases(session, extra)
+        model = db.latest_model_version(session)
+        ids = {c.case_key: c.id for batch in db.iter_case_inputs(session) for c in batch}
+        db.save_predictions(session, [
+            db.PredictionIn(ids[f"bulk-{i:03d}"], model.id, "normal", {"normal": 1.0}, [0.0] * 8, ("text",),
+                            uncertainty=0.01 * (i // 3)) for i in range(140)])  # fmt: skip  (ties across page edges)
+        every = [r.case_key for r in db.list_worklist(session, db.WorklistFilter(model_version_id=model.id), limit=1000)]
+    at = open_page("pages/worklist.py")
+    assert at.pagination[0].num_pages == 3
+    at.pagination[0].select(3).run()  # a jump: no page before it was shown
+    assert case_ids(at) == every[100:]
+    at.pagination[0].select(2).run()
+    assert case_ids(at) == every[50:100]
+    at.pagination[0].select(1).run()
+    at.pagination[0].select(2).run()  # after page 1: the keyset page
+    assert case_ids(at) == every[50:100]
+
+
 def test_open_case_from_the_worklist(store: Store) -> None:
     at = open_page("pages/worklist.py")
     at.selectbox(key="open_case").select(store.image_2d).run()

@@ -104,6 +104,19 @@ def test_worklist_sorts_by_uncertainty_filters_and_pages(db_url: str, make_case:
         assert rows[0].reviewed_label == "normal" and rows[0].prediction_set == ("covid",)
         assert [r.case_key for r in db.list_worklist(session, everything, limit=2, offset=2)] == ["c3", "c2"]
         assert db.count_worklist(session, everything) == 6
+        # keyset pages: each page starts after the previous page's last row, legacy rows (no uncertainty) last
+        pages, after = [], None
+        while page := db.list_worklist(session, everything, limit=2, after=after):
+            pages.append([r.case_key for r in page])
+            after = page[-1].cursor
+        assert pages == [["c5", "c4"], ["c3", "c2"], ["c1", "c0"]]
+        assert db.worklist_cursor_at(session, everything, 0) is None
+        assert db.worklist_cursor_at(session, everything, 2) == rows[1].cursor
+        assert [r.case_key for r in db.list_worklist(session, everything, after=db.worklist_cursor_at(session, everything, 4))] == ["c1", "c0"]
+        assert db.worklist_cursor_at(session, everything, 6) == rows[-1].cursor
+        assert db.list_worklist(session, everything, after=rows[-1].cursor) == []
+        with pytest.raises(ValueError, match="not both"):
+            db.list_worklist(session, everything, offset=2, after=rows[0].cursor)
 
         def keys(**filters: object) -> list[str]:
             where = db.WorklistFilter(model_version_id=model, **filters)  # type: ignore[arg-type]
@@ -134,3 +147,32 @@ def test_similar_cases_use_the_same_model_version_and_confirmed_labels(
         points = db.latent_sample(session, model, limit=4)
         assert [p.case_key for p in points] == ["c5", "c4", "c3", "c2"] and points[-1].label == "normal"
         assert sum(db.cases_per_day(session).values()) == 6
+
+
+def test_keyset_pages_equal_offset_pages_with_ties_filters_and_legacy_rows(db_url: str, make_case: Callable[..., db.CaseIn]) -> None:
+    keys = [f"k{i:02d}" for i in range(23)]
+    with db.session_scope(db_url) as session:
+        db.upsert_cases(session, [make_case(k, label=LABELS[i % 3]) for i, k in enumerate(keys)])
+        model = db.register_model_version(session, name="m", fusion="poe", config={}, label_names=LABELS, metrics={},
+                                          checkpoint_path="/m")  # fmt: skip
+        ids = {c.case_key: c.id for batch in db.iter_case_inputs(session) for c in batch}
+        db.save_predictions(session, [
+            db.PredictionIn(ids[k], model, LABELS[i % 2], {LABELS[i % 2]: 0.9}, [0.0], ("text",),
+                            uncertainty=None if i % 7 == 0 else (i % 4) / 10)  # many ties, three legacy rows
+            for i, k in enumerate(keys)
+        ])  # fmt: skip
+        for where in (db.WorklistFilter(model_version_id=model),
+                      db.WorklistFilter(model_version_id=model, predicted_label=LABELS[1]),
+                      db.WorklistFilter(model_version_id=model, review="unreviewed", min_uncertainty=0.1)):
+            whole = [r.case_key for r in db.list_worklist(session, where, limit=100)]
+            assert len(whole) == db.count_worklist(session, where) > 0
+            for size in (1, 3, 5):
+                paged, after = [], None
+                while page := db.list_worklist(session, where, limit=size, after=after):
+                    assert len(page) <= size
+                    paged.extend(r.case_key for r in page)
+                    after = page[-1].cursor
+                assert paged == whole, (where, size)
+                for start in range(0, len(whole), size):  # a jump to any page gives the page OFFSET gives
+                    jumped = db.list_worklist(session, where, limit=size, after=db.worklist_cursor_at(session, where, start))
+                    assert [r.case_key for r in jumped] == whole[start : start + size]
