@@ -3,12 +3,13 @@
 :func:`upsert` and :func:`insert_ignoring_conflicts` go through SQLAlchemy's compiled statements (values are
 converted by the column types). :func:`upsert_encoded` is the bulk fast path: rows arrive as tuples already in
 the driver's form (JSON as text, timestamps as the dialect stores them) and go to the driver in one
-``executemany`` on SQLite or in multi-row ``VALUES`` pages (``psycopg2.extras.execute_values``) on PostgreSQL,
-without per-row work in SQLAlchemy.
+``executemany`` on SQLite; on PostgreSQL they are streamed with ``COPY`` into a temporary table, then merged by one
+``INSERT ... SELECT ... ON CONFLICT``, without per-row work in SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -17,13 +18,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["IN_CHUNK", "VALUES_PAGE", "bind_value", "chunked", "insert_ignoring_conflicts", "update_by_ids", "upsert", "upsert_encoded"]
+__all__ = ["COPY_MIN_ROWS", "IN_CHUNK", "VALUES_PAGE", "bind_value", "chunked", "insert_ignoring_conflicts", "update_by_ids", "upsert", "upsert_encoded"]
 
 IN_CHUNK = 500
 """Most values bound in one ``IN (...)`` list or one multi-row INSERT page (stays under SQLite's limits)."""
 
 VALUES_PAGE = 1000
-"""Rows per multi-row ``VALUES`` statement of :func:`upsert_encoded` on PostgreSQL."""
+"""Rows per multi-row ``VALUES`` statement of :func:`upsert_encoded` on PostgreSQL (batches below COPY_MIN_ROWS)."""
+
+COPY_MIN_ROWS = 64
+"""Fewest rows :func:`upsert_encoded` streams with ``COPY`` on PostgreSQL (below it, the staging table's statements
+cost more than they save)."""
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{}", "named": ":p{}"}
 """DB-API paramstyle -> positional placeholder (``{}`` takes the 1-based column position)."""
@@ -162,16 +167,45 @@ def upsert_encoded(
     tail = (f" ON CONFLICT ({', '.join(index_elements)}) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in update_columns))  # fmt: skip
     if dialect.driver == "psycopg2":
-        from psycopg2.extras import execute_values
-
         with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-            execute_values(cursor, head + "%s" + tail, rows, page_size=VALUES_PAGE)
+            if len(rows) < COPY_MIN_ROWS:
+                from psycopg2.extras import execute_values
+
+                execute_values(cursor, head + "%s" + tail, rows, page_size=VALUES_PAGE)
+            else:
+                _copy_upsert(cursor, table.name, columns, rows, tail)
         return
     mark = _PLACEHOLDERS[dialect.paramstyle]
     values = "(" + ", ".join(mark.format(i) for i in range(1, len(columns) + 1)) + ")"
     if dialect.paramstyle == "named":
         rows = [{f"p{i}": v for i, v in enumerate(row, start=1)} for row in rows]  # type: ignore[misc]
     connection.exec_driver_sql(head + values + tail, list(rows))  # one executemany
+
+
+def _csv_field(value: Any) -> str:  # noqa: ANN401 - any driver value
+    """One CSV field for PostgreSQL's ``COPY``: see :func:`_copy_upsert`."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _copy_upsert(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], conflict: str) -> None:  # noqa: ANN401
+    """PostgreSQL: ``COPY`` the rows (CSV) into a session-temporary table shaped like ``table``'s columns, then one
+    ``INSERT ... SELECT ... ON CONFLICT`` into ``table``; the staging table is emptied afterwards.
+
+    CSV: every value but ``None`` and numbers is quoted (so an empty string stays a string), ``None`` is an unquoted
+    empty field (``NULL``), numbers are written as Python prints them (``repr`` round-trips floats).
+    """
+    names = ", ".join(columns)
+    stage = f"_copy_{table}"
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM {table} WITH NO DATA")
+    buffer = io.StringIO("".join(",".join(map(_csv_field, row)) + "\n" for row in rows))
+    cursor.copy_expert(f"COPY {stage} ({names}) FROM STDIN WITH (FORMAT csv)", buffer)
+    cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}{conflict}")
+    cursor.execute(f"TRUNCATE {stage}")
 
 
 def update_by_ids(session: Session, table: Table, ids: Sequence[int], values: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import CaseIn, PredictionIn, get_case, mark_cases_failed, register_model_version, save_predictions, upsert_cases
-from db._sql import IN_CHUNK, VALUES_PAGE
+from db._sql import COPY_MIN_ROWS, IN_CHUNK, VALUES_PAGE
 from db.models import Case, Prediction
 
 MakeCase = Callable[..., CaseIn]
@@ -107,3 +107,14 @@ def test_bulk_writes_read_back_through_the_queries(session: Session, make_case: 
     view = detail.predictions[0]
     assert view.label == predictions[1].label and view.probabilities == predictions[1].probabilities
     assert get_case(session, "b00003").summary.status == "failed"  # type: ignore[union-attr]
+
+
+def test_bulk_writes_keep_hostile_text_exactly(session: Session, make_case: MakeCase) -> None:
+    ids = _cases(session, make_case, COPY_MIN_ROWS + 6)  # a batch that PostgreSQL streams with COPY
+    model = _model(session)
+    odd = 'a,"b"\n\\c\tä \u2028 ;--'
+    predictions = [PredictionIn(case_id, model, odd if i % 2 else "", {odd: 0.25, "": 0.75}, [1e-300, -0.0, 3.5],
+                                [odd], uncertainty=0.0 if i % 3 else None, prediction_set=[] if i % 2 else [odd, ""])
+                   for i, case_id in enumerate(ids)]  # fmt: skip
+    assert save_predictions(session, predictions) == len(ids)
+    _assert_matches(_stored(session), predictions)
