@@ -270,7 +270,7 @@ class _FileCase:
 def train(
     cases: Annotated[int, typer.Option(min=60, help="Generated training cases.")] = 2000,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per variant (the first is reported apart).")] = 3,
-    fusion: Annotated[str, typer.Option(help="Comma-separated fusion variants.")] = "poe,moe,mopoe,concat",
+    fusion: Annotated[str, typer.Option(help="Comma-separated fusion variants (moe-full / mopoe-full: the full mixture objective).")] = "poe,moe,moe-full,mopoe,mopoe-full,concat",
     batch_size: Annotated[int, typer.Option(min=2, help="Cases per optimisation step.")] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 1,
     device: Device = "auto",

@@ -174,6 +174,7 @@ def train(
     image_members: Annotated[int, typer.Option(min=1, help="Image networks trained by the image stage, as an ensemble (1: one network, a third of the time).")] = 3,
     dataset: Annotated[str | None, typer.Option(help="Data set(s) to train on, comma-separated; needed when the store holds several.")] = None,
     class_weights: Annotated[bool, typer.Option("--class-weights", help="Weight the losses by inverse class frequency (a rare diagnosis gets found more often).")] = False,
+    full_objective: Annotated[bool, typer.Option("--full-objective", help="moe / mopoe: decode every mixture component per case and step, not one sampled component (slower).")] = False,
 ) -> None:
     """Train on split=train, select on val, register a model version.
 
@@ -193,7 +194,7 @@ def train(
                              preprocessing=options, batch_size=batch_size, lr=lr, image_epochs=image_epochs,
                              text_epochs=text_epochs, augmentation=augment_options, image_members=image_members,
                              datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
-                             class_weights=class_weights)
+                             class_weights=class_weights, subset_sampling=not full_objective)
     typer.echo(f"model version {version}")
 
 

@@ -169,7 +169,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr,
                image_epochs: int = ImageStageConfig.epochs, text_epochs: int = TextStageConfig.epochs,
                augmentation: dict | None = None, image_members: int = FusionConfig.image_members,
-               datasets: list[str] | None = None, class_weights: bool = False) -> int:
+               datasets: list[str] | None = None, class_weights: bool = False, subset_sampling: bool = True) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -193,6 +193,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         image_members: Image networks the image stage trains (an ensemble whose features the fusion model reads).
         datasets: Data sets to train on (see :func:`choose_datasets`); ``None``: the store's only one.
         class_weights: Weight the diagnosis losses by inverse class frequency (helps a rare diagnosis be found).
+        subset_sampling: moe / mopoe: decode one sampled mixture component per case and step (False: every one).
 
     Returns:
         The new model version id.
@@ -203,7 +204,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         splits = load_labelled_cases(db_url, augment, chosen)
         cache, on = home_path / "cache", str(resolve_device(device))
         encoder = text_encoder(TextEncoderConfig(model_path=text_model), cache, device=on)
-        spec = plan_model(splits["train"], FusionConfig(fusion=fusion, image_members=image_members), encoder,
+        spec = plan_model(splits["train"], FusionConfig(fusion=fusion, image_members=image_members,
+                                                        subset_sampling=subset_sampling), encoder,
                           image_options=preprocessing)
         image_stage = ImageStageConfig(epochs=image_epochs, **({"augmentation": augmentation} if augmentation else {}))
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr,

@@ -100,7 +100,8 @@ def time_training(
     Args:
         spec: Model description; its fusion variant is replaced by each of ``fusions``.
         train: Training rows.
-        fusions: Fusion variants (``poe``, ``moe``, ``mopoe``, ``concat``).
+        fusions: Fusion variants (``poe``, ``moe``, ``mopoe``, ``concat``); ``moe-full`` / ``mopoe-full``: with the full
+            objective (every mixture component decoded) instead of one sampled component per case.
         epochs: Epochs per variant.
         device: Where to train.
         batch_size: Cases per optimisation step.
@@ -112,7 +113,10 @@ def time_training(
     """
     results: dict[str, dict[str, float | list[float]]] = {}
     for fusion in fusions:
-        variant = replace(spec, fusion=replace(spec.fusion, fusion=fusion))
+        base, _, objective = fusion.partition("-")
+        if objective not in ("", "full"):
+            raise ValueError(f"unknown training variant {fusion!r}: a fusion name, optionally with -full")
+        variant = replace(spec, fusion=replace(spec.fusion, fusion=base, subset_sampling=objective != "full"))
         stamps = [time.perf_counter()]
 
         def tick(record: Mapping[str, float], stamps: list[float] = stamps) -> None:

@@ -64,6 +64,8 @@ class MultimodalVAE(nn.Module, ABC):
         config: Fusion settings (latent size, beta, likelihood scales, …).
     """
 
+    samples_subsets = False  # True: the objective is a mixture over components that training may sample (MoE, MoPoE)
+
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:
         super().__init__()
         if set(encoders) != set(decoders):
@@ -108,9 +110,12 @@ class MultimodalVAE(nn.Module, ABC):
             The loss (sum over terms of the mean over valid samples), metrics and the per-subset terms.
         """
         beta = self.config.beta if beta is None else beta
+        posteriors = self.subset_posteriors(inputs, masks)
+        if self.training and self.samples_subsets and self.config.subset_sampling:
+            return self._sampled(inputs, masks, posteriors, beta)
         terms: list[SubsetTerm] = []
         metrics: dict[str, torch.Tensor] = {}
-        for name, subset, q in self.subset_posteriors(inputs, masks):
+        for name, subset, q in posteriors:
             valid = torch.stack([subset[m] for m in self.modalities if m in subset]).any(0)
             recon = self.decode(q.sample() if self.training else q.mu)
             rec, kl = self.reconstruction_loss(inputs, masks, recon), kl_to_standard_normal(q)
@@ -118,6 +123,36 @@ class MultimodalVAE(nn.Module, ABC):
             metrics[f"recon_{name}"] = _masked_mean(rec.detach(), valid)
             metrics[f"kl_{name}"] = _masked_mean(kl.detach(), valid)
         loss = torch.stack([_masked_mean(t.elbo_loss, t.valid) for t in terms]).sum()
+        return VAEOutput(loss=loss, metrics=metrics, terms=terms)
+
+    def _valid(self, subset: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([subset[m] for m in self.modalities if m in subset]).any(0)
+
+    def _sampled(self, inputs: Tensors, masks: Tensors, posteriors: list[tuple[str, dict[str, torch.Tensor], Gaussian]],
+                 beta: float) -> VAEOutput:
+        """The mixture objective with one sampled component per case (MultiVae's estimator of MoE / MoPoE).
+
+        The full objective decodes every component's sample (each unimodal expert for MoE, each subset's PoE for
+        MoPoE) and sums their ELBOs. Here each case draws one of its valid components uniformly; that one is decoded
+        and its ELBO, times the number of valid components, is an unbiased estimate of the sum. Every component's
+        posterior still reaches the diagnosis head (terms with a zero ELBO): only decoding is sampled.
+        """
+        components = [(name, subset, q) for name, subset, q in posteriors if name != "joint"]
+        valid = torch.stack([self._valid(subset) for _, subset, _ in components])  # (K, B)
+        weights = valid.to(components[0][2].mu.dtype).T  # (B, K)
+        usable = valid.any(0)
+        choice = torch.multinomial(torch.where(usable.unsqueeze(-1), weights, torch.ones_like(weights)), 1).squeeze(-1)
+        rows = torch.arange(choice.shape[0], device=choice.device)
+        mu = torch.stack([q.mu for _, _, q in components])[choice, rows]  # (B, D)
+        logvar = torch.stack([q.logvar for _, _, q in components])[choice, rows]
+        drawn = Gaussian(mu, logvar)
+        rec = self.reconstruction_loss(inputs, masks, self.decode(drawn.sample()))
+        kl = kl_to_standard_normal(drawn)
+        scale = weights.sum(-1)  # valid components per case
+        zero = torch.zeros_like(scale)
+        terms = [SubsetTerm(name, q, self._valid(subset), zero) for name, subset, q in posteriors]
+        loss = _masked_mean((rec + beta * kl) * scale, usable)
+        metrics = {"recon_sampled": _masked_mean(rec.detach(), usable), "kl_sampled": _masked_mean(kl.detach(), usable)}
         return VAEOutput(loss=loss, metrics=metrics, terms=terms)
 
 

@@ -24,6 +24,8 @@ class FusionConfig:
     # per-modality Gaussian likelihood scale: smaller sigma = that modality's reconstruction weighs more
     classifier_weight: float = 200.0  # weight of the diagnosis cross-entropy against the ELBO
     modality_dropout: float = 0.2  # chance of hiding one modality of a complete case in the joint term
+    subset_sampling: bool = True  # moe / mopoe training: decode one sampled mixture component per case (MultiVae's
+    # unbiased estimator) instead of every component; False: the full objective
     image_channels: tuple[int, ...] = (32, 64, 128)  # image feature network: channels per stage (each halves the grid)
     image_res_units: int = 2  # image feature network: residual units per stage
     image_members: int = 3  # image feature network: an ensemble of this many networks, each trained by the image

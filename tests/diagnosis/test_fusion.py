@@ -89,3 +89,51 @@ def test_missing_modality_changes_only_its_cases(fusion: str) -> None:
 def test_unknown_fusion_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown fusion"):
         FusionConfig(fusion="nope")
+
+
+@pytest.mark.parametrize("fusion", ["moe", "mopoe"])
+def test_sampled_subset_objective_decodes_once_and_estimates_the_full_sum(fusion: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Gaussian, "sample", lambda self: self.mu)  # only the choice of component stays random
+    torch.manual_seed(0)
+    inputs, _ = _batch()
+    masks = {m: torch.ones(4, dtype=torch.bool) for m in ("image", "text")}  # every component valid for every case
+    sampled = _vae(fusion=fusion)
+    full = build_fusion(ModalitySpec(image=ImagePreprocessing(spatial_dims=2, size=16), vectors={"text": 12}),
+                        FusionConfig(fusion=fusion, latent_dim=6, feature_dim=16, subset_sampling=False))
+    full.load_state_dict(sampled.state_dict())
+    full.eval(), sampled.eval()  # batch norm in eval mode: a case's ELBO does not depend on its batch-mates
+    full.training = sampled.training = True  # ...but the training objective
+
+    calls = []
+    for vae in (sampled, full):
+        for decoder in vae.decoders.values():
+            decoder.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        out = sampled(inputs, masks, beta=1.0)
+        assert len(calls) == 2 and [t.name for t in out.terms] == EXPECTED_TERMS[fusion]  # one decode per modality
+        calls.clear()
+        reference = full(inputs, masks, beta=1.0)
+        assert len(calls) == 2 * len(EXPECTED_TERMS[fusion])
+        joint = next(t for t in reference.terms if t.name == "joint").elbo_loss.mean()
+        estimates = torch.stack([sampled(inputs, masks, beta=1.0).loss for _ in range(600)])
+    assert float(estimates.std()) > 0  # the component really is drawn
+    assert float(estimates.mean()) == pytest.approx(float(reference.loss - joint), rel=0.03)
+
+
+def test_sampled_subsets_keep_a_case_to_its_present_modalities(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Gaussian, "sample", lambda self: self.mu)
+    vae = _vae(fusion="mopoe").eval()
+    vae.training = True  # the training objective, with deterministic layers (no dropout, running batch-norm stats)
+    inputs, masks = _batch()  # case 1: image only; case 2: text only
+    drawn: list[torch.Tensor] = []
+    decode = vae.decode
+    vae.decode = lambda z: drawn.append(z.detach()) or decode(z)  # type: ignore[method-assign]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for _ in range(10):
+            vae(inputs, masks, beta=1.0)
+        experts = vae.encode_experts(inputs, masks)
+    image_only = product_of_experts([experts["image"]], [masks["image"]]).mu
+    text_only = product_of_experts([experts["text"]], [masks["text"]]).mu
+    assert all(torch.allclose(z[1], image_only[1], atol=1e-5) for z in drawn)
+    assert all(torch.allclose(z[2], text_only[2], atol=1e-5) for z in drawn)

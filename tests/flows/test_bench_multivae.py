@@ -43,9 +43,18 @@ def test_our_unsupervised_mopoe_latents_carry_the_class() -> None:
     assert ours["seconds_per_epoch"] > 0 and ours["accuracy"] > 0.8
 
 
+def test_ours_sampled_and_full_objective_side_by_side_without_the_peer() -> None:
+    report = run_peer(_tables(), None, latent_dim=8, batch_size=32, epochs=2)
+    assert "multivae" not in report and "seconds_ratio" not in report
+    for key in ("ours", "ours_full"):
+        assert report[key]["seconds_per_epoch"] > 0 and 0 <= report[key]["accuracy"] <= 1
+    assert report["sampled_over_full"] == pytest.approx(report["ours"]["seconds_per_epoch"] / report["ours_full"]["seconds_per_epoch"])
+    json.dumps(report)
+
+
 def test_command_explains_how_to_build_the_peer_environment(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "multivae", "--python", str(tmp_path / "none" / "python")])
-    assert result.exit_code == 1 and ".ci/multivae-env" in result.output
+    assert result.exit_code == 1 and ".ci/multivae-env" in result.output and "--ours-only" in result.output
 
 
 @pytest.mark.slow
