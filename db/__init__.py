@@ -12,7 +12,7 @@ Examples:
 
 from __future__ import annotations
 
-from db.claims import Claim, claim_chunk, is_transient_error, pending_case_ids
+from db.claims import Claim, claim_chunk, is_transient_error, peek_cases, pending_case_ids
 from db.engine import default_sqlite_url, dispose_engines, get_engine, migrate, session_scope
 from db.insight import (
     NEIGHBOUR_POOL,
@@ -179,6 +179,7 @@ __all__ = [
     "mark_cases_failed",
     "migrate",
     "open_web_session",
+    "peek_cases",
     "pending_case_ids",
     "predicted_label_counts",
     "predictions_for_evaluation",

@@ -29,7 +29,7 @@ from db.engine import session_scope
 from db.models import Case, Prediction
 from db.repository import CaseInput, case_inputs_query, in_datasets, not_predicted_by
 
-__all__ = ["Claim", "claim_chunk", "is_transient_error", "pending_case_ids"]
+__all__ = ["Claim", "claim_chunk", "is_transient_error", "peek_cases", "pending_case_ids"]
 
 
 @dataclass
@@ -74,6 +74,19 @@ def pending_case_ids(session: Session, model_version_id: int, *, after_id: int =
     if datasets is not None:
         stmt = stmt.where(in_datasets(datasets))
     return list(session.execute(stmt).scalars())
+
+
+def peek_cases(url: str, model_version_id: int, case_ids: Sequence[int], *, pending: bool = True) -> list[CaseInput]:
+    """The still-eligible cases among ``case_ids``, read without claiming them (ordered by id).
+
+    A run reads ahead with it (images and texts of the next chunk while the current one is predicted and stored);
+    :func:`claim_chunk` decides later which of them are still this run's to predict.
+    """
+    if not case_ids:
+        return []
+    with session_scope(url) as session:
+        stmt = case_inputs_query().where(Case.id.in_(list(case_ids)), *_eligible(model_version_id, pending)).order_by(Case.id)
+        return [CaseInput(*r) for r in session.execute(stmt).all()]
 
 
 @contextmanager

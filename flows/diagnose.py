@@ -6,6 +6,11 @@ the chunk's predictions and per-case failures in the claim's transaction. A run 
 chunk either fully stored or untouched, so a rerun finishes the job with exactly one prediction per case; two
 runs at once on PostgreSQL split the work between them.
 
+In the flow's process the chunks form a two-stage pipeline: a reader thread reads the next chunk's cases, images
+and text embeddings (read-only, unclaimed) while this thread claims, predicts and stores the current one, with at
+most one chunk waiting between them (a bounded queue: memory stays flat). The claim then decides which of the
+read cases are still this run's; a case that changed or was taken meanwhile is read again, or skipped.
+
 Chunks run in the flow's process (``task_runner="local"``) or on a Dask cluster (``"dask"``, through
 ``prefect-dask``): a local cluster by default, or the scheduler at ``dask_address``. Dask workers need the
 same view of the store, the image files and the model folder (a PostgreSQL URL and shared storage).
@@ -14,6 +19,7 @@ same view of the store, the image files and the model folder (a PostgreSQL URL a
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -33,7 +39,7 @@ from diagnosis.training import FeatureTable, build_features, load_model
 from flows.common import text_encoder
 from flows.tracking import recorded_run
 
-__all__ = ["STAGES", "TASK_RUNNERS", "ChunkJob", "ChunkResult", "diagnose_chunk", "diagnose_flow"]
+__all__ = ["STAGES", "TASK_RUNNERS", "ChunkJob", "ChunkResult", "ReadAhead", "diagnose_chunk", "diagnose_flow", "read_ahead"]
 
 logger = logging.getLogger("flows")
 
@@ -91,13 +97,14 @@ class ChunkResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-_loaded: dict[tuple[str, str, str, bool | None, int], tuple[DiagnosisModel, TextEncoder | None]] = {}
+_loaded: dict[tuple[str, str, str, bool | None], tuple[DiagnosisModel, TextEncoder | None]] = {}
 _loaded_lock = threading.Lock()
 
 
 def _model_and_encoder(job: ChunkJob) -> tuple[DiagnosisModel, TextEncoder | None]:
-    """The job's model and text encoder, loaded once per worker thread (encoders hold a SQLite cache handle)."""
-    key = (job.checkpoint_path, job.device, job.home, job.amp, threading.get_ident())  # the home holds the text cache
+    """The job's model and text encoder, loaded once per process and shared by its threads (the reader thread
+    embeds, this one predicts; the embedding cache opens a connection per call)."""
+    key = (job.checkpoint_path, job.device, job.home, job.amp)  # the home holds the text cache
     with _loaded_lock:
         if key not in _loaded:
             device = resolve_device(job.device)
@@ -137,13 +144,60 @@ def _outputs(cases: list[db.CaseInput], preds: Predictions, table: FeatureTable,
     return rows, failures
 
 
+@dataclass
+class ReadAhead:
+    """A chunk's inputs read before its claim (by the reader thread of a local run).
+
+    Attributes:
+        cases: The eligible cases of the chunk when they were read, ordered by id.
+        table: Their features, row ``i`` for ``cases[i]``.
+        seconds: ``read_images`` and ``embed_text`` seconds spent on them.
+    """
+
+    cases: list[db.CaseInput]
+    table: FeatureTable
+    seconds: dict[str, float]
+
+
+def read_ahead(case_ids: list[int], job: ChunkJob) -> ReadAhead:
+    """Read a chunk's cases, images and texts without claiming them (see :class:`ReadAhead`)."""
+    seconds: dict[str, float] = {}
+    cases = db.peek_cases(job.db_url, job.model_version_id, case_ids, pending=job.pending)
+    net, encoder = _model_and_encoder(job)
+    table = build_features(cases, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+    return ReadAhead(cases, table, seconds)
+
+
+def _rows(table: FeatureTable, index: list[int]) -> FeatureTable:
+    """The rows ``index`` of ``table``, in that order (errors renumbered)."""
+    position = {old: new for new, old in enumerate(index)}
+    return FeatureTable(inputs={m: a[index] for m, a in table.inputs.items()},
+                        masks={m: a[index] for m, a in table.masks.items()}, labels=table.labels[index],
+                        errors={position[i]: e for i, e in table.errors.items() if i in position})
+
+
+def _claimed_features(claimed: list[db.CaseInput], ahead: ReadAhead | None, job: ChunkJob,
+                      seconds: dict[str, float]) -> FeatureTable:
+    """Features of the claimed cases: from the read-ahead where a case is unchanged since, else read now."""
+    net, encoder = _model_and_encoder(job)
+    if ahead is None:
+        return build_features(claimed, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+    for stage, value in ahead.seconds.items():
+        seconds[stage] = seconds.get(stage, 0.0) + value
+    where = {case: i for i, case in enumerate(ahead.cases)}  # frozen dataclasses: equal when every input is
+    if all(case in where for case in claimed):
+        return _rows(ahead.table, [where[case] for case in claimed])
+    return build_features(claimed, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+
+
 @task(name="diagnose-chunk", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15],
       retry_condition_fn=_retry_transient)
-def diagnose_chunk(case_ids: list[int], job: ChunkJob) -> ChunkResult:
+def diagnose_chunk(case_ids: list[int], job: ChunkJob, ahead: ReadAhead | None = None) -> ChunkResult:
     """Claim, read, embed, predict and store one chunk in one transaction.
 
     Cases whose inputs cannot be used are marked failed with the reason; they never fail the chunk. A
-    transient store error rolls the chunk back and the task is retried with backoff.
+    transient store error rolls the chunk back and the task is retried with backoff. With ``ahead`` (this chunk
+    read before its claim) the claimed cases reuse those features when they are unchanged.
     """
     seconds = dict.fromkeys(STAGES, 0.0)
     start = time.perf_counter()
@@ -151,8 +205,8 @@ def diagnose_chunk(case_ids: list[int], job: ChunkJob) -> ChunkResult:
         seconds["claim"] = time.perf_counter() - start
         if not claim.cases:
             return ChunkResult(skipped=len(case_ids), seconds=seconds)
-        net, encoder = _model_and_encoder(job)
-        table = build_features(claim.cases, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+        net, _ = _model_and_encoder(job)
+        table = _claimed_features(claim.cases, ahead, job, seconds)
         preds = predict(net, table, resolve_device(job.device), amp=job.amp, compile=job.compile, timings=seconds)
         start = time.perf_counter()
         rows, failures = _outputs(claim.cases, preds, table, job)
@@ -184,10 +238,47 @@ def _pages(db_url: str, model_version_id: int, pending: bool, size: int,
         after = ids[-1]
 
 
+_DONE = object()  # end of the reader thread's pages
+
+
 def _run_local(pages: Iterator[list[int]], job: ChunkJob) -> Iterator[ChunkResult]:
-    """Chunks one after another in this process (parallelism comes from torch threads and reader workers)."""
-    for ids in pages:
-        yield diagnose_chunk(ids, job)
+    """Chunks in this process, the next one read (thread) while the current one is predicted and stored.
+
+    The queue holds at most one read chunk, so at most three chunks' inputs exist at once. An error in the reader
+    thread is raised here; closing the generator stops the reader.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for ids in pages:
+                if not put((ids, read_ahead(ids, job))):
+                    return
+            put(_DONE)
+        except BaseException as error:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            put(error)
+
+    thread = threading.Thread(target=reader, name="diagnose-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            ids, ahead = item
+            yield diagnose_chunk(ids, job, ahead)
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _dask_runner(address: str | None, n_workers: int) -> Any:

@@ -144,6 +144,52 @@ def test_a_transient_store_error_is_retried_and_cached_embeddings_are_reused(sto
     assert set(result["seconds"]) >= {"claim", "read_images", "embed_text", "model", "store", "total"}
 
 
+def test_chunks_are_read_ahead_at_most_two_deep_and_a_case_changed_since_is_read_again(
+        store: tuple[Path, str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import flows.diagnose as diagnose
+    from db.models import SymptomNote
+
+    home, url, base = store
+    version = new_model_version(url, base)
+    events: list[tuple[str, int]] = []  # ("read" | "chunk", chunk number), in the order they happened
+    texts_read_here: list[list[str | None]] = []  # build_features calls outside the reader thread
+    read, chunk, build = diagnose.read_ahead, diagnose.diagnose_chunk, diagnose.build_features
+
+    def reading(ids, job):  # noqa: ANN001, ANN202 - same signature as read_ahead
+        ahead = read(ids, job)
+        events.append(("read", sum(e == "read" for e, _ in events)))
+        if sum(e == "read" for e, _ in events) == 2:  # the second chunk's first case changes after it was read, before its claim
+            with db.session_scope(url) as session:
+                note = session.execute(select(SymptomNote).where(SymptomNote.case_id == ahead.cases[0].id)).scalar_one()
+                note.text = "changed after the read-ahead: cough and fever"
+        return ahead
+
+    def chunking(ids, job, ahead):  # noqa: ANN001, ANN202
+        events.append(("chunk", sum(e == "chunk" for e, _ in events)))
+        return chunk(ids, job, ahead)
+
+    def building(cases, *args, **kwargs):  # noqa: ANN001, ANN202
+        if threading.current_thread().name != "diagnose-reader":
+            texts_read_here.append([c.text for c in cases])
+        return build(cases, *args, **kwargs)
+
+    monkeypatch.setattr(diagnose, "read_ahead", reading)
+    monkeypatch.setattr(diagnose, "diagnose_chunk", chunking)
+    monkeypatch.setattr(diagnose, "build_features", building)
+    result = diagnose.diagnose_flow(url, str(home), model=str(version), batch_size=16)
+    expected = eligible_ids(url)
+    assert result["predicted"] == len(expected) and set(prediction_counts(url, version).values()) == {1}
+    assert set(prediction_counts(url, version)) == expected
+    chunks = [n for e, n in events if e == "chunk"]
+    assert chunks == list(range(len(chunks))) and len(chunks) == -(-len(expected) // 16)
+    for at, (kind, n) in enumerate(events):  # reads finished before chunk n started: at most n + 2
+        if kind == "chunk":
+            assert sum(e == "read" for e, _ in events[:at]) <= n + 2
+    assert len(texts_read_here) == 1 and "changed after the read-ahead: cough and fever" in texts_read_here[0]
+
+
 def test_a_bug_is_not_retried_and_the_run_is_recorded_failed(store: tuple[Path, str, int],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.diagnose import diagnose_flow
