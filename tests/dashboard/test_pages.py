@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,15 +195,21 @@ def test_worklist_disagreement_filter_shows_overridden_cases(store: Store) -> No
     assert table(at, {"case", "review"})["review"].tolist() == ["covid"]
 
 
-def test_worklist_pagination_pages_through_50_at_a_time(store: Store) -> None:
-    extra = [db.CaseIn(f"bulk-{i:03d}", None, "normal", "train", f"note {i}", None) for i in range(60)]
+def add_bulk_predictions(store: Store, n: int, uncertainty: Callable[[int], float]) -> int:
+    """Store ``n`` text cases ``bulk-000``… predicted ``normal`` by the latest model; returns that model's id."""
+    extra = [db.CaseIn(f"bulk-{i:03d}", None, "normal", "train", f"note {i}", None) for i in range(n)]
     with db.session_scope(store.url) as session:
         db.upsert_cases(session, extra)
         model = db.latest_model_version(session)
         ids = {c.case_key: c.id for batch in db.iter_case_inputs(session) for c in batch}
         db.save_predictions(session, [
             db.PredictionIn(ids[f"bulk-{i:03d}"], model.id, "normal", {"normal": 1.0}, [0.0] * 8, ("text",),
-                            uncertainty=0.01 * i) for i in range(60)])  # fmt: skip
+                            uncertainty=uncertainty(i)) for i in range(n)])  # fmt: skip
+        return model.id
+
+
+def test_worklist_pagination_pages_through_50_at_a_time(store: Store) -> None:
+    add_bulk_predictions(store, 60, lambda i: 0.01 * i)
     at = open_page("pages/worklist.py")
     assert len(case_ids(at)) == 50 and at.pagination[0].num_pages == 2
     assert case_ids(at)[:3] == [store.image_2d, "bulk-059", "bulk-058"]
@@ -213,15 +220,9 @@ def test_worklist_pagination_pages_through_50_at_a_time(store: Store) -> None:
 
 
 def test_worklist_jumps_to_any_page_and_pages_back_by_keyset(store: Store) -> None:
-    extra = [db.CaseIn(f"bulk-{i:03d}", None, "normal", "train", f"note {i}", None) for i in range(140)]
+    model_id = add_bulk_predictions(store, 140, lambda i: 0.01 * (i // 3))  # ties across page edges
     with db.session_scope(store.url) as session:
-        db.upsert_cases(session, extra)
-        model = db.latest_model_version(session)
-        ids = {c.case_key: c.id for batch in db.iter_case_inputs(session) for c in batch}
-        db.save_predictions(session, [
-            db.PredictionIn(ids[f"bulk-{i:03d}"], model.id, "normal", {"normal": 1.0}, [0.0] * 8, ("text",),
-                            uncertainty=0.01 * (i // 3)) for i in range(140)])  # fmt: skip  (ties across page edges)
-        every = [r.case_key for r in db.list_worklist(session, db.WorklistFilter(model_version_id=model.id), limit=1000)]
+        every = [r.case_key for r in db.list_worklist(session, db.WorklistFilter(model_version_id=model_id), limit=1000)]
     at = open_page("pages/worklist.py")
     assert at.pagination[0].num_pages == 3
     at.pagination[0].select(3).run()  # a jump: no page before it was shown
