@@ -18,10 +18,11 @@ snapshot under READ COMMITTED), so a chunk committed by another run a moment ear
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -76,6 +77,11 @@ def pending_case_ids(session: Session, model_version_id: int, *, after_id: int =
     return list(session.execute(stmt).scalars())
 
 
+def _chunk_cases(model_version_id: int, case_ids: Sequence[int], pending: bool) -> Select[Any]:
+    """The still-eligible cases among ``case_ids``, as :class:`CaseInput` columns ordered by id."""
+    return case_inputs_query().where(Case.id.in_(list(case_ids)), *_eligible(model_version_id, pending)).order_by(Case.id)
+
+
 def peek_cases(url: str, model_version_id: int, case_ids: Sequence[int], *, pending: bool = True) -> list[CaseInput]:
     """The still-eligible cases among ``case_ids``, read without claiming them (ordered by id).
 
@@ -85,8 +91,7 @@ def peek_cases(url: str, model_version_id: int, case_ids: Sequence[int], *, pend
     if not case_ids:
         return []
     with session_scope(url) as session:
-        stmt = case_inputs_query().where(Case.id.in_(list(case_ids)), *_eligible(model_version_id, pending)).order_by(Case.id)
-        return [CaseInput(*r) for r in session.execute(stmt).all()]
+        return [CaseInput(*r) for r in session.execute(_chunk_cases(model_version_id, case_ids, pending)).all()]
 
 
 @contextmanager
@@ -107,7 +112,7 @@ def claim_chunk(url: str, model_version_id: int, case_ids: Sequence[int], *, pen
     """
     with session_scope(url) as session:
         postgres = session.get_bind().dialect.name == "postgresql"
-        locked = case_inputs_query().where(Case.id.in_(list(case_ids)), *_eligible(model_version_id, pending)).order_by(Case.id)
+        locked = _chunk_cases(model_version_id, case_ids, pending)
         if postgres:
             locked = locked.with_for_update(of=Case, skip_locked=True)
         rows = session.execute(locked).all() if case_ids else []
