@@ -57,10 +57,14 @@ class Trained:
 
 
 def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, device: str, seed: int = 0) -> Trained:
-    """Generate ``cases`` synthetic cases, ingest them and train a model for ``epochs`` epochs (through the flows)."""
+    """Generate ``cases`` synthetic cases, ingest them and train a model through the flows, every stage (text, image,
+    fusion) for at most ``epochs`` epochs: the benchmarks time diagnosis, which costs the same whatever the training
+    length (the model keeps the default architecture, the image ensemble included)."""
     import db
     from diagnosis.synthetic import SyntheticConfig, generate_dataset
     from flows.ingest import ingest_flow
+    from diagnosis.training.image_stage import ImageStageConfig
+    from diagnosis.training.text_stage import TextStageConfig
     from flows.train import train_flow
 
     home, seconds = root / "home", {}
@@ -74,7 +78,8 @@ def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, 
     seconds["ingest"] = time.perf_counter() - start
     start = time.perf_counter()
     version = train_flow(url, str(home), epochs=epochs, device=device, text_model=str(text_model) if text_model else None,
-                         seed=seed)  # fmt: skip
+                         seed=seed, image_epochs=min(epochs, ImageStageConfig.epochs),
+                         text_epochs=min(epochs, TextStageConfig.epochs))  # fmt: skip
     seconds["train"] = time.perf_counter() - start
     with db.session_scope(url) as session:
         view = db.get_model_version(session, str(version))
@@ -84,7 +89,7 @@ def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, 
 @app.command("throughput")
 def throughput(
     cases: Annotated[int, typer.Option(min=60, help="Generated cases, all diagnosed.")] = 2000,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the model used.")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of each training stage of the model used (diagnosis speed does not depend on them).")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
     workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 0,
     device: Device = "auto",
@@ -179,7 +184,7 @@ def memory(
     batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
     workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 0,
     train_cases: Annotated[int, typer.Option(min=60, help="Generated cases the model is trained on (their files are the pool).")] = 300,
-    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of each training stage of the model used.")] = 1,
     device: Device = "auto",
     text_model: TextModel = None,
     json_path: JsonPath = None,

@@ -50,9 +50,12 @@ class ModelSpec:
 class DiagnosisModel(nn.Module):
     """Fusion VAE + diagnosis head on the posterior mean; probabilities are temperature-scaled.
 
-    Buffers filled after training: ``temperature`` (validation-fitted), ``conformal_threshold`` (split-conformal
-    on validation) and the per-class latent Gaussians ``class_mean`` / ``class_logvar`` (``(C, D)``, from training
-    latents) used for class-conditional generation.
+    Buffers filled after training: ``temperature`` (validation-fitted on the rows as they are),
+    ``pattern_temperature`` (one per pattern of present modalities, see :meth:`patterns`: the posterior of an image
+    alone is more or less confident than that of an image with its text, so each pattern gets its own temperature,
+    fitted on validation rows with the other modalities withheld; probabilities of cases with and without a text then
+    rank on one scale), ``conformal_threshold`` (split-conformal on validation) and the per-class latent Gaussians
+    ``class_mean`` / ``class_logvar`` (``(C, D)``, from training latents) used for class-conditional generation.
 
     Args:
         spec: The model description.
@@ -65,6 +68,7 @@ class DiagnosisModel(nn.Module):
         self.vae = build_fusion(spec.modalities, spec.fusion)
         self.head = nn.Sequential(nn.Linear(latent, 64), nn.SiLU(), nn.Dropout(0.1), nn.Linear(64, len(spec.label_names)))
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("pattern_temperature", torch.ones(2 ** len(spec.modalities.names)))
         self.register_buffer("conformal_threshold", torch.ones(()))  # 1.0 = every class (not calibrated)
         self.register_buffer("class_mean", torch.zeros(len(spec.label_names), latent))
         self.register_buffer("class_logvar", torch.zeros(len(spec.label_names), latent))
@@ -97,14 +101,35 @@ class DiagnosisModel(nn.Module):
     def forward(self, inputs: Tensors, masks: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated class probabilities ``(B, C)`` and the latent mean ``(B, D)``."""
         mu = self.vae.posterior(inputs, masks).mu
-        return self.classify(mu), mu
+        return self.classify(mu, self.temperatures(masks)), mu
 
-    def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """Calibrated class probabilities ``(..., C)`` for latents ``(..., D)``."""
-        return torch.softmax(self.head(z) / self.temperature, dim=-1)
+    def patterns(self, masks: Tensors) -> torch.Tensor:
+        """``(B,)`` pattern index per row: bit ``i`` set when modality ``spec.modalities.names[i]`` is present."""
+        names = self.spec.modalities.names
+        reference = next(iter(masks.values()))
+        index = torch.zeros(reference.shape[0], dtype=torch.long, device=reference.device)
+        for bit, name in enumerate(names):
+            if name in masks:
+                index = index + masks[name].long() * (1 << bit)
+        return index
+
+    def temperatures(self, masks: Tensors) -> torch.Tensor:
+        """``(B, 1)`` temperature of each row's pattern of present modalities."""
+        return self.pattern_temperature[self.patterns(masks)].unsqueeze(-1)
+
+    def classify(self, z: torch.Tensor, temperature: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated class probabilities ``(..., C)`` for latents ``(..., D)``.
+
+        Args:
+            z: Latents.
+            temperature: ``(B, 1)`` per-row temperatures (:meth:`temperatures`) for ``(B, D)`` or ``(S, B, D)``
+                latents; None: the scalar ``temperature`` (latents without a modality pattern, e.g. generated ones).
+        """
+        return torch.softmax(self.head(z) / (self.temperature if temperature is None else temperature), dim=-1)
 
     def sample_probabilities(self, inputs: Tensors, masks: Tensors, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Probabilities at the posterior mean ``(B, C)``, the mean ``(B, D)``, and at ``samples`` draws ``(S, B, C)``."""
         q = self.vae.posterior(inputs, masks)
         draws = q.mu + torch.randn(samples, *q.mu.shape, device=q.mu.device) * torch.exp(0.5 * q.logvar)  # (S, B, D)
-        return self.classify(q.mu), q.mu, self.classify(draws)
+        temperature = self.temperatures(masks)
+        return self.classify(q.mu, temperature), q.mu, self.classify(draws, temperature)

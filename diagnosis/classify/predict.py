@@ -81,9 +81,10 @@ def forward_batch(
     """
     q = model.vae.posterior(inputs, masks)
     mu, logvar = q.mu.float(), q.logvar.float()
-    drawn = model.classify(mu + noise * torch.exp(0.5 * logvar)).float().mean(0)  # (B, C) mean over draws
+    temperature = model.temperatures(masks)  # (B, 1): each row's pattern of present modalities
+    drawn = model.classify(mu + noise * torch.exp(0.5 * logvar), temperature).float().mean(0)  # (B, C) mean over draws
     entropy = -(drawn * torch.log(drawn.clamp(1e-12, 1.0))).sum(-1)
-    return model.classify(mu).float(), mu, entropy
+    return model.classify(mu, temperature).float(), mu, entropy
 
 
 def _compiled_forward() -> Forward:

@@ -48,5 +48,8 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Dia
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')} is not supported (expected {CHECKPOINT_FORMAT})")
     model = DiagnosisModel(ModelSpec.from_dict(meta["spec"]))
-    model.load_state_dict(load_file(str(weights), device=str(device)))
+    state = load_file(str(weights), device=str(device))
+    if "pattern_temperature" not in state:  # written before per-pattern temperatures: every pattern gets the one
+        state["pattern_temperature"] = state["temperature"].expand_as(model.pattern_temperature).clone()
+    model.load_state_dict(state)
     return model.to(device).eval()

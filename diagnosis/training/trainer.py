@@ -136,14 +136,36 @@ def _val_loss(model: DiagnosisModel, table: FeatureTable, device: torch.device, 
 
 
 @torch.no_grad()
-def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> float:
-    """Fit the softmax temperature on validation rows by minimising NLL (grid + refinement)."""
+def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: torch.device,
+                           pattern: tuple[str, ...] | None = None) -> float | None:
+    """The softmax temperature minimising the NLL of labelled validation rows (None: fewer than 10 such rows).
+
+    With ``pattern``, only rows with every modality of the pattern present are used, each with the other modalities
+    withheld: the temperature of cases that come with exactly those modalities.
+    """
     model.eval()
     inputs, masks, targets = table.batch(slice(None), device)
     keep = targets >= 0
+    if pattern is not None:
+        keep = keep & torch.stack([masks[m] for m in pattern]).all(0)
+        masks = {m: v if m in pattern else torch.zeros_like(v) for m, v in masks.items()}
     if int(keep.sum()) < 10:
-        return 1.0
+        return None
     return fit_temperature(model.head(model.vae.posterior(inputs, masks).mu)[keep], targets[keep])
+
+
+def _calibrate_patterns(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> None:
+    """``temperature`` on the rows as they are, then one temperature per pattern of present modalities (in place);
+    a pattern with fewer than 10 usable rows keeps the overall one."""
+    overall = _calibrate_temperature(model, table, device)
+    model.temperature.fill_(1.0 if overall is None else overall)
+    names = model.spec.modalities.names
+    model.pattern_temperature.fill_(float(model.temperature))
+    for index in range(1, 2 ** len(names)):
+        pattern = tuple(name for bit, name in enumerate(names) if index >> bit & 1)
+        fitted = _calibrate_temperature(model, table, device, pattern) if set(pattern) <= set(table.masks) else None
+        if fitted is not None:
+            model.pattern_temperature[index] = fitted
 
 
 def inverse_frequency(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -154,35 +176,39 @@ def inverse_frequency(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def calibrate(model: DiagnosisModel, val: FeatureTable, device: torch.device) -> None:
-    """Fit the temperature and the conformal threshold on validation rows (in place)."""
-    model.temperature.fill_(_calibrate_temperature(model, val, device))
+    """Fit the temperatures (overall and per pattern of present modalities) and the conformal threshold on validation
+    rows (in place)."""
+    _calibrate_patterns(model, val, device)
     model.conformal_threshold.fill_(_conformal(model, val, device))
 
 
 @torch.no_grad()
-def _posterior_rows(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances ``(N, D)`` and labels ``(N,)`` of the usable, labelled rows."""
-    mus, logvars, labels = [], [], []
+def _posterior_rows(model: DiagnosisModel, table: FeatureTable, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances ``(N, D)``, labels ``(N,)`` and temperatures ``(N, 1)`` of the usable,
+    labelled rows."""
+    mus, logvars, labels, temperatures = [], [], [], []
     for start in range(0, len(table), 256):
         inputs, masks, targets = table.batch(slice(start, start + 256), device)
         keep = (targets >= 0) & torch.stack(list(masks.values())).any(0)
         q = model.vae.posterior(inputs, masks)
         mus.append(q.mu[keep]), logvars.append(q.logvar[keep]), labels.append(targets[keep])
-    return torch.cat(mus), torch.cat(logvars), torch.cat(labels)
+        temperatures.append(model.temperatures(masks)[keep])
+    return torch.cat(mus), torch.cat(logvars), torch.cat(labels), torch.cat(temperatures)
 
 
 @torch.no_grad()
 def _conformal(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> float:
     """Split-conformal threshold from the validation rows at the spec's coverage."""
-    mu, _, labels = _posterior_rows(model, table, device)
-    probs = model.classify(mu).cpu().numpy()
+    mu, _, labels, temperature = _posterior_rows(model, table, device)
+    probs = model.classify(mu, temperature).cpu().numpy()
     return conformal_threshold(probs, labels.cpu().numpy(), model.spec.conformal_coverage)
 
 
 @torch.no_grad()
 def _fit_class_latents(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> None:
     """Per-class diagonal Gaussian of the training latents (aggregate posterior) for class-conditional sampling."""
-    mu, logvar, labels = _posterior_rows(model, table, device)
+    mu, logvar, labels, _ = _posterior_rows(model, table, device)
     for c in range(len(model.spec.label_names)):
         rows = labels == c
         if int(rows.sum()) == 0:

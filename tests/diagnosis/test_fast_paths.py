@@ -45,9 +45,10 @@ def _plain(model: DiagnosisModel, table: FeatureTable, samples: int = 16) -> tup
         inputs, masks, _ = table.batch(slice(None), CPU)
         q = model.vae.posterior(inputs, masks)
         noise = torch.randn(len(table), samples, q.mu.shape[1], generator=torch.Generator().manual_seed(0)).transpose(0, 1)
-        mean = model.classify(q.mu + noise * torch.exp(0.5 * q.logvar)).mean(0)
+        temperature = model.temperatures(masks)
+        mean = model.classify(q.mu + noise * torch.exp(0.5 * q.logvar), temperature).mean(0)
         entropy = -(mean * torch.log(mean.clamp(1e-12, 1.0))).sum(-1)
-        return model.classify(q.mu).numpy(), q.mu.numpy(), entropy.numpy()
+        return model.classify(q.mu, temperature).numpy(), q.mu.numpy(), entropy.numpy()
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, None])

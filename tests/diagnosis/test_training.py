@@ -13,7 +13,7 @@ from diagnosis.classify import ModelSpec, predict
 from diagnosis.evaluation import classification_metrics, expected_calibration_error
 from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, TrainConfig, fit, load_model, save_model
+from diagnosis.training import FeatureTable, TrainConfig, FitResult, fit, load_model, save_model
 
 ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
 
@@ -24,9 +24,14 @@ def spec() -> ModelSpec:
     return ModelSpec(("negative", "positive"), modalities, FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=2))
 
 
-def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path, toy_table: ToyTable) -> None:
-    train, val, test = toy_table(160, 0), toy_table(60, 1), toy_table(80, 2)
-    result = fit(spec, train, val, TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8))
+@pytest.fixture(scope="module")
+def trained(spec: ModelSpec, toy_table: ToyTable) -> FitResult:
+    """A short fit on the toy tables (train seed 0, val seed 1)."""
+    return fit(spec, toy_table(160, 0), toy_table(60, 1), TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8))
+
+
+def test_fit_learns_and_roundtrips(spec: ModelSpec, trained: FitResult, tmp_path: Path, toy_table: ToyTable) -> None:
+    test, result = toy_table(80, 2), trained
     assert 1 <= result.best_epoch <= 8 and len(result.history) == 8
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     preds = predict(result.model, test, torch.device("cpu"))
@@ -44,6 +49,36 @@ def test_fit_learns_and_roundtrips(spec: ModelSpec, tmp_path: Path, toy_table: T
     assert loaded.spec == spec and float(loaded.temperature) == pytest.approx(float(result.model.temperature))
     again = predict(loaded, test, torch.device("cpu"))
     assert np.allclose(again.probabilities, preds.probabilities, atol=1e-6)
+
+
+def test_each_pattern_of_present_modalities_gets_its_own_val_temperature(
+    trained: FitResult, tmp_path: Path, toy_table: ToyTable
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from diagnosis.classify.calibration import fit_temperature
+
+    model, val, test = trained.model, toy_table(60, 1), toy_table(80, 2)
+    assert model.spec.modalities.names == ("image", "text")  # bit 0: image, bit 1: text
+    masks = {"image": torch.tensor([True, False, True]), "text": torch.tensor([False, True, True])}
+    assert model.patterns(masks).tolist() == [1, 2, 3]
+    with torch.no_grad():  # the image pattern: val rows with an image, their texts withheld
+        inputs, val_masks, labels = val.batch(slice(None), torch.device("cpu"))
+        alone = {"image": val_masks["image"], "text": torch.zeros_like(val_masks["text"])}
+        logits = model.head(model.vae.posterior(inputs, alone).mu)[val_masks["image"]]
+    assert float(model.pattern_temperature[1]) == pytest.approx(fit_temperature(logits, labels[val_masks["image"]]))
+    assert len(set(model.pattern_temperature[1:].tolist())) > 1  # the patterns' temperatures differ here
+    image_only = FeatureTable(test.inputs, {"image": test.masks["image"], "text": np.zeros(len(test), bool)}, test.labels)
+    rows = np.flatnonzero(test.masks["image"])
+    with torch.no_grad():
+        inputs, masks, _ = image_only.batch(rows, torch.device("cpu"))
+        expected = torch.softmax(model.head(model.vae.posterior(inputs, masks).mu) / model.pattern_temperature[1], -1)
+    assert np.allclose(predict(model, image_only, torch.device("cpu")).probabilities[rows], expected.numpy(), atol=1e-5)
+    save_model(model, tmp_path / "old")  # a checkpoint written before per-pattern temperatures
+    state = load_file(str(tmp_path / "old" / "model.safetensors"))
+    del state["pattern_temperature"]
+    save_file(state, str(tmp_path / "old" / "model.safetensors"))
+    assert torch.equal(load_model(tmp_path / "old").pattern_temperature, torch.full((4,), float(model.temperature)))
 
 
 def test_fit_without_labels_is_refused(spec: ModelSpec, toy_table: ToyTable) -> None:
