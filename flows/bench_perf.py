@@ -62,9 +62,9 @@ def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, 
     length (the model keeps the default architecture, the image ensemble included)."""
     import db
     from diagnosis.synthetic import SyntheticConfig, generate_dataset
-    from flows.ingest import ingest_flow
     from diagnosis.training.image_stage import ImageStageConfig
     from diagnosis.training.text_stage import TextStageConfig
+    from flows.ingest import ingest_flow
     from flows.train import train_flow
 
     home, seconds = root / "home", {}

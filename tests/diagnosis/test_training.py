@@ -13,7 +13,7 @@ from diagnosis.classify import ModelSpec, predict
 from diagnosis.evaluation import classification_metrics, expected_calibration_error
 from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, TrainConfig, FitResult, fit, load_model, save_model
+from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, load_model, save_model
 
 ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
 
