@@ -40,7 +40,7 @@ class Settings:
         retrain_cron: When it trains a candidate model and promotes it if it beats the current one on val.
         inbox_dir: Folder watched for new manifests; ``None`` means ``<home>/inbox`` (see :attr:`inbox`).
         retrain_fusion: Fusion variant of retrained candidates.
-        retrain_epochs: Maximum epochs of a retrained candidate.
+        retrain_epochs: Maximum epochs of each training stage of a retrained candidate.
         retrain_text_model: Local Hugging Face folder for the candidates' text encoder; ``None``: the packaged MiniLM.
         dask_address: Address of a running Dask scheduler for the flows' task runner; ``None``: run tasks in-process.
         env_errors: Invalid environment values :meth:`from_env` left at their defaults, reported by the commands

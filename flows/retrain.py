@@ -16,6 +16,8 @@ from diagnosis.classify import predict
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
 from diagnosis.training import load_model
+from diagnosis.training.image_stage import ImageStageConfig
+from diagnosis.training.text_stage import TextStageConfig
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
 from flows.train import load_labelled_cases, train_flow
@@ -139,7 +141,8 @@ def retrain_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, 
         db_url: Store URL.
         home: Diagnosis home (models, caches).
         fusion: Fusion variant of the candidate.
-        epochs: Maximum epochs of the candidate.
+        epochs: Maximum epochs of each of the candidate's training stages (fusion model, image and text stages; the
+            stages' own defaults when lower).
         device: ``auto``, ``cpu`` or ``cuda``.
         text_model: Local Hugging Face model folder for the candidate's texts (default: packaged MiniLM).
         seed: Random seed.
@@ -151,7 +154,8 @@ def retrain_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, 
     with recorded_run(db_url, "retrain") as run:
         incumbent = current_model(db_url)  # decided before training: the candidate is never its own rival
         candidate_id = train_flow(db_url, home, fusion=fusion, epochs=epochs, device=device, text_model=text_model,
-                                  seed=seed, promote=False)
+                                  image_epochs=min(epochs, ImageStageConfig.epochs),
+                                  text_epochs=min(epochs, TextStageConfig.epochs), seed=seed, promote=False)
         run.model_version_id = candidate_id
         cases = load_labelled_cases(db_url)["val"]
         rivals = [v for v in (model_version(db_url, candidate_id), incumbent) if v is not None]

@@ -1,4 +1,5 @@
-"""Classification stage: the diagnosis head on the fused latent, batch prediction, temperature and prior-shift calibration."""
+"""Classification stage: the diagnosis head on the fused latent, batch prediction, calibration on val (temperature,
+stacking with the image stage's logits) and prior-shift correction."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Calibration: the softmax temperature fitted on validation, and prior-shift correction.
 
 Temperature scaling divides the logits by one scalar that minimises the validation negative log-likelihood.
+Stacking (:func:`fit_combination`) generalises it to several logit sources, one weight each.
 Prior-shift correction: probabilities calibrated at one class prevalence, re-weighted for another. A model calibrated on validation data reports probabilities at the validation prevalence. Where a user knows the
 deployment prevalence (a clinic with more normal cases than the training hospital, say), Bayes' rule moves each
 probability there without retraining: ``p'(c | x) ∝ p(c | x) · π'(c) / π(c)`` (Saerens et al. 2002). The map is
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["class_prevalence", "fit_temperature", "shift_prior"]
+__all__ = ["class_prevalence", "fit_combination", "fit_temperature", "shift_prior"]
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -21,6 +22,38 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     grid = torch.exp(torch.linspace(-2.5, 2.5, 201, device=logits.device))
     nll = torch.stack([F.cross_entropy(logits / t, targets) for t in grid])
     return float(grid[int(nll.argmin())])
+
+
+def fit_combination(parts: torch.Tensor, targets: torch.Tensor, initial: torch.Tensor, free: torch.Tensor,
+                    penalty: float = 0.01, steps: int = 100) -> torch.Tensor:
+    """Weights ``(K,)`` of ``K`` logit sources ``(N, K, C)`` whose weighted sum minimises the NLL of ``targets``.
+
+    Stacking on validation rows: the sum ``sum_k w_k parts[:, k]`` is the calibrated logit. Only the ``free`` weights
+    move from ``initial``, under an L2 penalty towards it (validation sets are small and often separable: without it
+    the weights grow without bound).
+
+    Examples:
+        >>> parts = torch.tensor([[[0.0, 1.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]])  # (N=2, K=2, C=2)
+        >>> w = fit_combination(parts, torch.tensor([1, 0]), torch.tensor([1.0, 0.0]), torch.tensor([True, False]))
+        >>> bool(w[0] > 1.0), float(w[1])
+        (True, 0.0)
+    """
+    parts, initial = parts.detach().float(), initial.detach().float().to(parts.device)
+    free = free.to(parts.device)
+    delta = torch.zeros_like(initial, requires_grad=True)
+    optimiser = torch.optim.LBFGS([delta], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        weights = initial + delta * free
+        loss = F.cross_entropy((parts * weights[None, :, None]).sum(1), targets) + penalty * (delta * free).pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    weights = (initial + delta.detach() * free).float()
+    return weights if bool(torch.isfinite(weights).all()) else initial
 
 
 def class_prevalence(labels: np.ndarray, n_classes: int) -> np.ndarray:

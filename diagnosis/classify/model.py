@@ -11,10 +11,10 @@ from torch import nn
 
 from diagnosis.features.image import ImagePreprocessing
 from diagnosis.features.text import TextEncoderConfig
-from diagnosis.fusion import FusionConfig, ModalitySpec, VAEOutput, build_fusion
+from diagnosis.fusion import FusionConfig, Gaussian, ModalitySpec, VAEOutput, build_fusion
 from diagnosis.fusion.config import LEGACY_IMAGE_NETWORK
 
-__all__ = ["DiagnosisModel", "ModelSpec"]
+__all__ = ["DiagnosisModel", "Evidence", "ModelSpec", "default_pattern_weights"]
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -47,14 +47,38 @@ class ModelSpec:
         )
 
 
-class DiagnosisModel(nn.Module):
-    """Fusion VAE + diagnosis head on the posterior mean; probabilities are temperature-scaled.
+@dataclass
+class Evidence:
+    """What the diagnosis of a batch is computed from (see :meth:`DiagnosisModel.evidence`).
 
-    Buffers filled after training: ``temperature`` (validation-fitted on the rows as they are),
-    ``pattern_temperature`` (one per pattern of present modalities, see :meth:`patterns`: the posterior of an image
-    alone is more or less confident than that of an image with its text, so each pattern gets its own temperature,
-    fitted on validation rows with the other modalities withheld; probabilities of cases with and without a text then
-    rank on one scale), ``conformal_threshold`` (split-conformal on validation) and the per-class latent Gaussians
+    Attributes:
+        posterior: ``q(z | present modalities)``, ``(B, D)``.
+        pattern: ``(B,)`` each row's pattern of present modalities (:meth:`DiagnosisModel.patterns`).
+        image: ``(B, C)`` the supervised image stage's own logits (0 where there is no image or no stage).
+        image_latent: ``(B, C)`` the head's logits at ``q(z | image alone)`` (0 where there is no image).
+    """
+
+    posterior: Gaussian
+    pattern: torch.Tensor
+    image: torch.Tensor
+    image_latent: torch.Tensor
+
+
+class DiagnosisModel(nn.Module):
+    """Fusion VAE + diagnosis head on the posterior mean, combined with the image stage's evidence on validation.
+
+    The diagnosis of a row with pattern ``p`` of present modalities (:meth:`patterns`) is
+    ``softmax(w_p0 head(mu) + w_p1 image + w_p2 head(mu_image))``: the head on the fused posterior mean, the
+    supervised image stage's own logits, and the head on the image-alone posterior mean. The weights ``w_p``
+    (``pattern_weight``, ``(2^M, 3)``) are fitted on validation rows with the other modalities withheld. Without an
+    image only ``w_p0`` is free: a temperature (``1 / w_p0``). With an image, it is stacking: the image stage is the
+    best reader of the image alone (the latent keeps less of it), and ``head(mu) - head(mu_image)`` is what the other
+    modalities add to it, in log-odds, as the latent sees it; validation says how much of each to keep.
+
+    Buffers filled after training: ``pattern_weight``; ``image_weight`` / ``image_bias`` (the image stage's linear
+    heads over the image network's features, each member's divided by its own temperature and by the member count);
+    ``temperature`` (validation-fitted on the rows as they are, used for latents without a modality pattern, e.g.
+    generated ones); ``conformal_threshold`` (split-conformal on validation) and the per-class latent Gaussians
     ``class_mean`` / ``class_logvar`` (``(C, D)``, from training latents) used for class-conditional generation.
 
     Args:
@@ -64,14 +88,17 @@ class DiagnosisModel(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
-        latent = spec.fusion.latent_dim
+        latent, classes = spec.fusion.latent_dim, len(spec.label_names)
         self.vae = build_fusion(spec.modalities, spec.fusion)
-        self.head = nn.Sequential(nn.Linear(latent, 64), nn.SiLU(), nn.Dropout(0.1), nn.Linear(64, len(spec.label_names)))
+        self.head = nn.Sequential(nn.Linear(latent, 64), nn.SiLU(), nn.Dropout(0.1), nn.Linear(64, classes))
+        image_width = spec.fusion.feature_dim * spec.fusion.image_members if spec.modalities.image else 0
         self.register_buffer("temperature", torch.ones(()))
-        self.register_buffer("pattern_temperature", torch.ones(2 ** len(spec.modalities.names)))
+        self.register_buffer("pattern_weight", default_pattern_weights(len(spec.modalities.names)))
+        self.register_buffer("image_weight", torch.zeros(classes, image_width))
+        self.register_buffer("image_bias", torch.zeros(classes))
         self.register_buffer("conformal_threshold", torch.ones(()))  # 1.0 = every class (not calibrated)
-        self.register_buffer("class_mean", torch.zeros(len(spec.label_names), latent))
-        self.register_buffer("class_logvar", torch.zeros(len(spec.label_names), latent))
+        self.register_buffer("class_mean", torch.zeros(classes, latent))
+        self.register_buffer("class_logvar", torch.zeros(classes, latent))
 
     def objective(
         self, inputs: Tensors, masks: Tensors, targets: torch.Tensor, beta: float, class_weights: torch.Tensor | None = None
@@ -100,8 +127,8 @@ class DiagnosisModel(nn.Module):
 
     def forward(self, inputs: Tensors, masks: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated class probabilities ``(B, C)`` and the latent mean ``(B, D)``."""
-        mu = self.vae.posterior(inputs, masks).mu
-        return self.classify(mu, self.temperatures(masks)), mu
+        evidence = self.evidence(inputs, masks)
+        return self.probabilities(evidence), evidence.posterior.mu
 
     def patterns(self, masks: Tensors) -> torch.Tensor:
         """``(B,)`` pattern index per row: bit ``i`` set when modality ``spec.modalities.names[i]`` is present."""
@@ -113,23 +140,65 @@ class DiagnosisModel(nn.Module):
                 index = index + masks[name].long() * (1 << bit)
         return index
 
-    def temperatures(self, masks: Tensors) -> torch.Tensor:
-        """``(B, 1)`` temperature of each row's pattern of present modalities."""
-        return self.pattern_temperature[self.patterns(masks)].unsqueeze(-1)
+    def evidence(self, inputs: Tensors, masks: Tensors) -> Evidence:
+        """The fused posterior, the image stage's logits and the head at the image-alone posterior, each modality's
+        network run once."""
+        subsets = [masks]
+        image = "image" in masks and "image" in inputs
+        if image and len(self.spec.modalities.names) > 1:
+            subsets.append({m: v if m == "image" else torch.zeros_like(v) for m, v in masks.items()})
+        posteriors, features = self.vae.posteriors(inputs, masks, subsets)
+        q = posteriors[0]
+        zeros = q.mu.new_zeros(q.mu.shape[0], len(self.spec.label_names))
+        present = masks["image"].unsqueeze(-1).to(q.mu.dtype) if image else None
+        stage = F.linear(features["image"], self.image_weight, self.image_bias) * present \
+            if present is not None and "image" in features and self.image_weight.shape[1] else zeros  # fmt: skip
+        alone = self.head(posteriors[1].mu) * present if len(posteriors) > 1 else zeros
+        return Evidence(q, self.patterns(masks), stage, alone)
 
-    def classify(self, z: torch.Tensor, temperature: torch.Tensor | None = None) -> torch.Tensor:
-        """Calibrated class probabilities ``(..., C)`` for latents ``(..., D)``.
+    def logits(self, evidence: Evidence, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated logits ``(..., B, C)`` of ``evidence`` with the fused latent at ``z`` (``(B, D)`` or
+        ``(S, B, D)`` draws; None: the posterior mean); the other sources stay at their means."""
+        weights = self.pattern_weight[evidence.pattern].to(evidence.image.dtype)  # (B, 3)
+        head = self.head(evidence.posterior.mu if z is None else z)
+        return weights[:, :1] * head + weights[:, 1:2] * evidence.image + weights[:, 2:3] * evidence.image_latent
 
-        Args:
-            z: Latents.
-            temperature: ``(B, 1)`` per-row temperatures (:meth:`temperatures`) for ``(B, D)`` or ``(S, B, D)``
-                latents; None: the scalar ``temperature`` (latents without a modality pattern, e.g. generated ones).
+    def probabilities(self, evidence: Evidence, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated class probabilities ``(..., B, C)``; see :meth:`logits`."""
+        return torch.softmax(self.logits(evidence, z), dim=-1)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``(..., C)`` for latents without a modality pattern (e.g. generated ones): the head at the
+        overall temperature."""
+        return torch.softmax(self.head(z) / self.temperature, dim=-1)
+
+    @torch.no_grad()
+    def set_image_heads(self, heads: list[tuple[nn.Linear, float]]) -> None:
+        """Take the image stage's heads, one ``(linear head, temperature)`` per member of the image network, as the
+        image evidence: the mean of the members' temperature-scaled logits.
+
+        Raises:
+            ValueError: The heads do not fit the image network's features.
         """
-        return torch.softmax(self.head(z) / (self.temperature if temperature is None else temperature), dim=-1)
+        width = self.spec.fusion.feature_dim
+        if len(heads) * width != self.image_weight.shape[1]:
+            raise ValueError(f"{len(heads)} image head(s) of {width} features do not fit {self.image_weight.shape[1]}")
+        self.image_weight.zero_(), self.image_bias.zero_()
+        for k, (head, temperature) in enumerate(heads):
+            scale = 1.0 / (len(heads) * temperature)
+            self.image_weight[:, k * width : (k + 1) * width] = head.weight * scale
+            self.image_bias.add_(head.bias * scale)
 
     def sample_probabilities(self, inputs: Tensors, masks: Tensors, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Probabilities at the posterior mean ``(B, C)``, the mean ``(B, D)``, and at ``samples`` draws ``(S, B, C)``."""
-        q = self.vae.posterior(inputs, masks)
+        evidence = self.evidence(inputs, masks)
+        q = evidence.posterior
         draws = q.mu + torch.randn(samples, *q.mu.shape, device=q.mu.device) * torch.exp(0.5 * q.logvar)  # (S, B, D)
-        temperature = self.temperatures(masks)
-        return self.classify(q.mu, temperature), q.mu, self.classify(draws, temperature)
+        return self.probabilities(evidence), q.mu, self.probabilities(evidence, draws)
+
+
+def default_pattern_weights(modalities: int, temperatures: torch.Tensor | None = None) -> torch.Tensor:
+    """``(2^M, 3)`` weights that read the head alone, at ``temperatures`` (``(2^M,)``; None: 1)."""
+    weights = torch.zeros(2**modalities, 3)
+    weights[:, 0] = 1.0 if temperatures is None else 1.0 / temperatures
+    return weights

@@ -79,12 +79,11 @@ def forward_batch(
         Probabilities at the posterior mean ``(B, C)``, the mean ``(B, D)`` and the predictive entropy ``(B,)``,
         all float32.
     """
-    q = model.vae.posterior(inputs, masks)
-    mu, logvar = q.mu.float(), q.logvar.float()
-    temperature = model.temperatures(masks)  # (B, 1): each row's pattern of present modalities
-    drawn = model.classify(mu + noise * torch.exp(0.5 * logvar), temperature).float().mean(0)  # (B, C) mean over draws
+    evidence = model.evidence(inputs, masks)  # calibrated per row's pattern of present modalities
+    mu, logvar = evidence.posterior.mu.float(), evidence.posterior.logvar.float()
+    drawn = model.probabilities(evidence, mu + noise * torch.exp(0.5 * logvar)).float().mean(0)  # (B, C) over draws
     entropy = -(drawn * torch.log(drawn.clamp(1e-12, 1.0))).sum(-1)
-    return model.classify(mu, temperature).float(), mu, entropy
+    return model.probabilities(evidence, mu).float(), mu, entropy
 
 
 def _compiled_forward() -> Forward:

@@ -10,7 +10,7 @@ its subclasses decide how experts combine (``fuse``) and which subsets the objec
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 from diagnosis.fusion.config import FusionConfig
 from diagnosis.fusion.gaussian import Gaussian, kl_to_standard_normal
+from diagnosis.fusion.networks import GaussianExpert
 
 __all__ = ["ExpertFusionVAE", "MultimodalVAE", "SubsetTerm", "VAEOutput"]
 
@@ -82,6 +83,15 @@ class MultimodalVAE(nn.Module, ABC):
     @abstractmethod
     def subset_posteriors(self, inputs: Tensors, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor], Gaussian]]:
         """``(name, subset masks, posterior)`` for every term of the objective."""
+
+    def posteriors(self, inputs: Tensors, masks: Tensors, subsets: Sequence[Tensors]
+                   ) -> tuple[list[Gaussian], dict[str, torch.Tensor]]:
+        """The posterior under each of ``subsets`` (masks of the same batch, each within ``masks``), and the features
+        each modality's network computed (empty when the variant has none to give).
+
+        Each modality's network runs once for all the subsets (subclasses override this default, which does not).
+        """
+        return [self.posterior(inputs, subset) for subset in subsets], {}
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reconstruct every modality from ``z`` ``(B, D)``."""
@@ -159,9 +169,26 @@ class MultimodalVAE(nn.Module, ABC):
 class ExpertFusionVAE(MultimodalVAE):
     """A multimodal VAE whose encoders are Gaussian experts ``q(z | x_m)``, combined by :meth:`fuse`."""
 
-    def encode_experts(self, inputs: Tensors, masks: Tensors) -> dict[str, Gaussian]:
-        """Run each modality's expert on the batch (skipped when no sample has that modality)."""
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities if m in inputs and bool(masks[m].any())}
+    def encode_experts(self, inputs: Tensors, masks: Tensors,
+                       features: dict[str, torch.Tensor] | None = None) -> dict[str, Gaussian]:
+        """Run each modality's expert on the batch (skipped when no sample has that modality).
+
+        Args:
+            inputs: Modality -> batch tensor.
+            masks: Modality -> ``(B,)`` presence.
+            features: When given, filled with each run expert's backbone features ``(B, F)``.
+        """
+        out: dict[str, Gaussian] = {}
+        for m in self.modalities:
+            if m not in inputs or not bool(masks[m].any()):
+                continue
+            encoder = self.encoders[m]
+            if features is None or not isinstance(encoder, GaussianExpert):
+                out[m] = encoder(inputs[m])
+                continue
+            features[m] = encoder.backbone(inputs[m])
+            out[m] = encoder.gaussian(features[m])
+        return out
 
     @abstractmethod
     def fuse(self, experts: Mapping[str, Gaussian], masks: Tensors) -> Gaussian:
@@ -178,6 +205,13 @@ class ExpertFusionVAE(MultimodalVAE):
     def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:
         """``q(z | x)`` from the modalities present in each sample."""
         return self.fuse(self.encode_experts(inputs, masks), masks)
+
+    def posteriors(self, inputs: Tensors, masks: Tensors, subsets: Sequence[Tensors]
+                   ) -> tuple[list[Gaussian], dict[str, torch.Tensor]]:
+        """The posterior under each of ``subsets``, each expert run once; and the experts' backbone features."""
+        features: dict[str, torch.Tensor] = {}
+        experts = self.encode_experts(inputs, masks, features)
+        return [self.fuse(experts, subset) for subset in subsets], features
 
     def subset_posteriors(self, inputs: Tensors, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor], Gaussian]]:
         """The posterior of every subset from :meth:`subsets`, encoding each modality once."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -54,6 +54,13 @@ class ConcatVAE(MultimodalVAE):
     def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:
         """``q(z | concatenated features)``."""
         return self._encode(self._features(inputs, masks), masks)
+
+    def posteriors(self, inputs: Tensors, masks: Tensors, subsets: Sequence[Tensors]
+                   ) -> tuple[list[Gaussian], dict[str, torch.Tensor]]:
+        """The posterior under each of ``subsets``, features computed once; and the features of present modalities."""
+        features = self._features(inputs, masks)
+        present = {m: h for m, h in features.items() if m in inputs and bool(masks[m].any())}
+        return [self._encode(features, subset) for subset in subsets], present
 
     def subset_posteriors(self, inputs: Tensors, masks: Tensors) -> list[tuple[str, dict[str, torch.Tensor], Gaussian]]:
         """The joint, then each modality alone (features computed once)."""

@@ -38,7 +38,10 @@ class GaussianExpert(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Gaussian:
         """``x`` -> Gaussian with ``(B, latent_dim)`` parameters."""
-        h = self.backbone(x)
+        return self.gaussian(self.backbone(x))
+
+    def gaussian(self, h: torch.Tensor) -> Gaussian:
+        """The Gaussian of backbone features ``h`` ``(B, feature_dim)``."""
         return Gaussian(self.mu(h), self.logvar(h).clamp(-8.0, 8.0))
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diagnosis import __version__
-from diagnosis.classify.model import DiagnosisModel, ModelSpec
+from diagnosis.classify.model import DiagnosisModel, ModelSpec, default_pattern_weights
 
 __all__ = ["CHECKPOINT_FORMAT", "load_model", "save_model"]
 
@@ -49,7 +49,21 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Dia
         raise ValueError(f"checkpoint format {meta.get('format')} is not supported (expected {CHECKPOINT_FORMAT})")
     model = DiagnosisModel(ModelSpec.from_dict(meta["spec"]))
     state = load_file(str(weights), device=str(device))
-    if "pattern_temperature" not in state:  # written before per-pattern temperatures: every pattern gets the one
-        state["pattern_temperature"] = state["temperature"].expand_as(model.pattern_temperature).clone()
+    _upgrade(state, model)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _upgrade(state: dict[str, torch.Tensor], model: DiagnosisModel) -> None:
+    """Fill the calibration buffers that older checkpoints lack (in place), so that they predict as they did.
+
+    Before the image stage's evidence (``image_weight`` / ``image_bias``: none) and per-pattern weights, a checkpoint
+    held one temperature per pattern (``pattern_temperature``), or one for every pattern.
+    """
+    if "pattern_weight" not in state:
+        patterns = model.pattern_weight.shape[0]
+        temperatures = state.pop("pattern_temperature", state["temperature"].expand(patterns))
+        state["pattern_weight"] = default_pattern_weights(len(model.spec.modalities.names), temperatures.float().cpu())
+        state["pattern_weight"] = state["pattern_weight"].to(state["temperature"].device)
+    for name in ("image_weight", "image_bias"):
+        state.setdefault(name, torch.zeros_like(getattr(model, name)).to(state["temperature"].device))

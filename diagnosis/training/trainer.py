@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from diagnosis.classify.calibration import fit_temperature
-from diagnosis.classify.model import DiagnosisModel, ModelSpec
+from diagnosis.classify.calibration import fit_combination, fit_temperature
+from diagnosis.classify.model import DiagnosisModel, ModelSpec, default_pattern_weights
 from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.device import amp_dtype
 from diagnosis.features.augment import ImageAugmenter
@@ -135,37 +135,59 @@ def _val_loss(model: DiagnosisModel, table: FeatureTable, device: torch.device, 
     return losses / max(count, 1)
 
 
-@torch.no_grad()
-def _calibrate_temperature(model: DiagnosisModel, table: FeatureTable, device: torch.device,
-                           pattern: tuple[str, ...] | None = None) -> float | None:
-    """The softmax temperature minimising the NLL of labelled validation rows (None: fewer than 10 such rows).
+def _withheld(masks: dict[str, torch.Tensor], pattern: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """``masks`` with every modality outside ``pattern`` withheld."""
+    return {m: v if m in pattern else torch.zeros_like(v) for m, v in masks.items()}
 
-    With ``pattern``, only rows with every modality of the pattern present are used, each with the other modalities
-    withheld: the temperature of cases that come with exactly those modalities.
+
+@torch.no_grad()
+def _fit_pattern(model: DiagnosisModel, table: FeatureTable, device: torch.device,
+                 pattern: tuple[str, ...] | None = None) -> torch.Tensor | None:
+    """The ``(3,)`` weights of :class:`DiagnosisModel` for one pattern of present modalities, fitted on the labelled
+    validation rows that have every modality of ``pattern``, each with the other modalities withheld (None: fewer
+    than 10 such rows). ``pattern`` None: the rows as they are, head only (the overall temperature).
+
+    Stacking (:func:`fit_combination`) starts from Bayes' rule with the two readers the model has: the head at its
+    own temperature (on a bounded grid) where the pattern has no image; with an image, the image stage's logits at
+    theirs, plus, when other modalities are present too, what they add to the image as the latent sees it
+    (``head(mu) - head(mu_image)``, at the head's temperature). Validation then moves the weights; the penalty
+    towards that start matters where validation cannot tell the sources apart (a small or saturated val set).
+    Without an image stage the head alone is used.
     """
     model.eval()
     inputs, masks, targets = table.batch(slice(None), device)
     keep = targets >= 0
     if pattern is not None:
         keep = keep & torch.stack([masks[m] for m in pattern]).all(0)
-        masks = {m: v if m in pattern else torch.zeros_like(v) for m, v in masks.items()}
+        masks = _withheld(masks, pattern)
     if int(keep.sum()) < 10:
         return None
-    return fit_temperature(model.head(model.vae.posterior(inputs, masks).mu)[keep], targets[keep])
+    evidence = model.evidence(inputs, masks)
+    head, labels = model.head(evidence.posterior.mu)[keep], targets[keep]
+    inverse = 1.0 / fit_temperature(head, labels)
+    staged = pattern is not None and "image" in pattern and bool(model.image_weight.abs().sum() > 0)
+    if not staged:
+        return torch.tensor([inverse, 0.0, 0.0])
+    stage = evidence.image[keep]
+    others = len(pattern or ()) > 1
+    initial = torch.tensor([inverse if others else 0.0, 1.0 / fit_temperature(stage, labels), -inverse if others else 0.0])
+    free = torch.tensor([True, True, others])
+    parts = torch.stack([head, stage, evidence.image_latent[keep]], dim=1)  # (N, 3, C)
+    return fit_combination(parts, labels, initial, free).cpu()
 
 
 def _calibrate_patterns(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> None:
-    """``temperature`` on the rows as they are, then one temperature per pattern of present modalities (in place);
-    a pattern with fewer than 10 usable rows keeps the overall one."""
-    overall = _calibrate_temperature(model, table, device)
-    model.temperature.fill_(1.0 if overall is None else overall)
+    """``temperature`` on the rows as they are, then the weights of each pattern of present modalities (in place);
+    a pattern with fewer than 10 usable rows reads the head at the overall temperature."""
+    overall = _fit_pattern(model, table, device)
+    model.temperature.fill_(1.0 if overall is None else 1.0 / float(overall[0]))
     names = model.spec.modalities.names
-    model.pattern_temperature.fill_(float(model.temperature))
+    model.pattern_weight.copy_(default_pattern_weights(len(names), model.temperature.expand(2 ** len(names))))
     for index in range(1, 2 ** len(names)):
         pattern = tuple(name for bit, name in enumerate(names) if index >> bit & 1)
-        fitted = _calibrate_temperature(model, table, device, pattern) if set(pattern) <= set(table.masks) else None
+        fitted = _fit_pattern(model, table, device, pattern) if set(pattern) <= set(table.masks) else None
         if fitted is not None:
-            model.pattern_temperature[index] = fitted
+            model.pattern_weight[index] = fitted.to(model.pattern_weight.device)
 
 
 def inverse_frequency(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -185,24 +207,24 @@ def calibrate(model: DiagnosisModel, val: FeatureTable, device: torch.device) ->
 @torch.no_grad()
 def _posterior_rows(model: DiagnosisModel, table: FeatureTable, device: torch.device
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances ``(N, D)``, labels ``(N,)`` and temperatures ``(N, 1)`` of the usable,
-    labelled rows."""
-    mus, logvars, labels, temperatures = [], [], [], []
+    """Posterior means and log-variances ``(N, D)``, labels ``(N,)`` and calibrated probabilities ``(N, C)`` of the
+    usable, labelled rows."""
+    mus, logvars, labels, probabilities = [], [], [], []
     for start in range(0, len(table), 256):
         inputs, masks, targets = table.batch(slice(start, start + 256), device)
         keep = (targets >= 0) & torch.stack(list(masks.values())).any(0)
-        q = model.vae.posterior(inputs, masks)
+        evidence = model.evidence(inputs, masks)
+        q = evidence.posterior
         mus.append(q.mu[keep]), logvars.append(q.logvar[keep]), labels.append(targets[keep])
-        temperatures.append(model.temperatures(masks)[keep])
-    return torch.cat(mus), torch.cat(logvars), torch.cat(labels), torch.cat(temperatures)
+        probabilities.append(model.probabilities(evidence)[keep])
+    return torch.cat(mus), torch.cat(logvars), torch.cat(labels), torch.cat(probabilities)
 
 
 @torch.no_grad()
 def _conformal(model: DiagnosisModel, table: FeatureTable, device: torch.device) -> float:
     """Split-conformal threshold from the validation rows at the spec's coverage."""
-    mu, _, labels, temperature = _posterior_rows(model, table, device)
-    probs = model.classify(mu, temperature).cpu().numpy()
-    return conformal_threshold(probs, labels.cpu().numpy(), model.spec.conformal_coverage)
+    _, _, labels, probabilities = _posterior_rows(model, table, device)
+    return conformal_threshold(probabilities.cpu().numpy(), labels.cpu().numpy(), model.spec.conformal_coverage)
 
 
 @torch.no_grad()
@@ -306,6 +328,7 @@ def fit(
     backbone, frozen = image_backbone(model), []
     if backbone is not None and image_stage is not None:
         load_stage_members(backbone, image_stage)
+        model.set_image_heads([(c.head, float(c.temperature)) for c in image_stage.classifier.members])
         if config.image_stage.freeze:
             frozen.append(backbone.requires_grad_(False))
     elif backbone is not None and config.image_weights:

@@ -41,3 +41,25 @@ def test_fit_temperature_softens_overconfident_logits() -> None:
     predicted = torch.where(torch.from_numpy(right), targets, 1 - targets)
     logits = torch.nn.functional.one_hot(predicted, 2).float() * 10.0
     assert fit_temperature(logits, targets) > 3.0  # log(0.8/0.2) = 1.39 needs about 10 / 1.39 = 7
+
+
+def test_fit_combination_weighs_each_logit_source_by_what_it_tells_on_val() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from diagnosis.classify.calibration import fit_combination
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (400,), generator=generator)
+    sign = (2 * labels - 1).float()
+    weak = 0.3 * sign + torch.randn(400, generator=generator)  # the head on the latent: a little signal
+    strong = 2.0 * sign + torch.randn(400, generator=generator)  # the image stage: much more
+    noise = torch.randn(400, generator=generator)
+    parts = torch.stack([torch.stack([-x / 2, x / 2], -1) for x in (weak, strong, noise)], 1)  # (N, 3, C=2)
+    initial = torch.tensor([1.0, 0.0, 0.0])
+    weights = fit_combination(parts, labels, initial, torch.tensor([True, True, True]))
+    assert float(weights[1]) > 0.5 > abs(float(weights[2])) and float(weights[1]) > float(weights[0])
+    nll = lambda w: float(F.cross_entropy((parts * w[None, :, None]).sum(1), labels))  # noqa: E731
+    assert nll(weights) < nll(initial) - 0.1
+    held = fit_combination(parts, labels, initial, torch.tensor([True, False, False]))
+    assert held[1:].tolist() == [0.0, 0.0]  # a source that is not free stays where it started

@@ -51,9 +51,10 @@ def test_fit_learns_and_roundtrips(spec: ModelSpec, trained: FitResult, tmp_path
     assert np.allclose(again.probabilities, preds.probabilities, atol=1e-6)
 
 
-def test_each_pattern_of_present_modalities_gets_its_own_val_temperature(
+def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
     trained: FitResult, tmp_path: Path, toy_table: ToyTable
 ) -> None:
+    import torch.nn.functional as F
     from safetensors.torch import load_file, save_file
 
     from diagnosis.classify.calibration import fit_temperature
@@ -62,23 +63,52 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_temperature(
     assert model.spec.modalities.names == ("image", "text")  # bit 0: image, bit 1: text
     masks = {"image": torch.tensor([True, False, True]), "text": torch.tensor([False, True, True])}
     assert model.patterns(masks).tolist() == [1, 2, 3]
-    with torch.no_grad():  # the image pattern: val rows with an image, their texts withheld
-        inputs, val_masks, labels = val.batch(slice(None), torch.device("cpu"))
-        alone = {"image": val_masks["image"], "text": torch.zeros_like(val_masks["text"])}
-        logits = model.head(model.vae.posterior(inputs, alone).mu)[val_masks["image"]]
-    assert float(model.pattern_temperature[1]) == pytest.approx(fit_temperature(logits, labels[val_masks["image"]]))
-    assert len(set(model.pattern_temperature[1:].tolist())) > 1  # the patterns' temperatures differ here
+    members = trained.image_stage.classifier.members
+    assert model.image_weight.shape == (2, 16 * len(members)) and float(model.image_weight.abs().sum()) > 0
+
+    def parts(table: FeatureTable, pattern: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The three logit sources of the rows with every modality of ``pattern``, the others withheld, by hand."""
+        inputs, present, labels = table.batch(slice(None), torch.device("cpu"))
+        rows = torch.stack([present[m] for m in pattern]).all(0)
+        shown = {m: v if m in pattern else torch.zeros_like(v) for m, v in present.items()}
+        with torch.no_grad():
+            head = model.head(model.vae.posterior(inputs, shown).mu)
+            alone = {"image": shown["image"], "text": torch.zeros_like(shown["text"])}
+            latent = model.head(model.vae.posterior(inputs, alone).mu) if "image" in pattern else torch.zeros_like(head)
+            stage = torch.stack([F.linear(m.backbone(inputs["image"]), m.head.weight, m.head.bias) / m.temperature
+                                 for m in members]).mean(0) if "image" in pattern else torch.zeros_like(head)
+        return torch.stack([head, stage, latent], 1)[rows], labels[rows]
+
+    nll = lambda sources, w, labels: float(F.cross_entropy((sources * w[None, :, None]).sum(1), labels))  # noqa: E731
+    for index, pattern in ((1, ("image",)), (2, ("text",)), (3, ("image", "text"))):
+        sources, labels = parts(val, pattern)
+        weights = model.pattern_weight[index]
+        head, stage = (1 / fit_temperature(sources[:, k], labels) for k in (0, 1))  # each source's own temperature
+        start = {("text",): [head, 0.0, 0.0], ("image",): [0.0, stage, 0.0],  # Bayes' rule: the image stage, plus
+                 ("image", "text"): [head, stage, -head]}[pattern]  # what the text adds to the image in the latent
+        if "image" not in pattern:
+            assert weights.tolist() == pytest.approx(start)
+        assert nll(sources, weights, labels) <= nll(sources, torch.tensor(start), labels) + 1e-6  # val moved it, or not
+        if pattern == ("image",):
+            assert float(weights[2]) == 0.0  # the head at the image-alone latent is the head itself here
+    assert bool(torch.isfinite(model.pattern_weight).all()) and float(model.pattern_weight[1, 1]) > 0
     image_only = FeatureTable(test.inputs, {"image": test.masks["image"], "text": np.zeros(len(test), bool)}, test.labels)
     rows = np.flatnonzero(test.masks["image"])
-    with torch.no_grad():
-        inputs, masks, _ = image_only.batch(rows, torch.device("cpu"))
-        expected = torch.softmax(model.head(model.vae.posterior(inputs, masks).mu) / model.pattern_temperature[1], -1)
+    sources, _ = parts(image_only, ("image",))
+    expected = torch.softmax((sources * model.pattern_weight[1][None, :, None]).sum(1), -1)
     assert np.allclose(predict(model, image_only, torch.device("cpu")).probabilities[rows], expected.numpy(), atol=1e-5)
-    save_model(model, tmp_path / "old")  # a checkpoint written before per-pattern temperatures
+    save_model(model, tmp_path / "old")  # a checkpoint written with one temperature per pattern, no image evidence
     state = load_file(str(tmp_path / "old" / "model.safetensors"))
-    del state["pattern_temperature"]
+    for name in ("pattern_weight", "image_weight", "image_bias"):
+        del state[name]
+    state["pattern_temperature"] = torch.tensor([1.0, 2.0, 0.5, 1.5])
     save_file(state, str(tmp_path / "old" / "model.safetensors"))
-    assert torch.equal(load_model(tmp_path / "old").pattern_temperature, torch.full((4,), float(model.temperature)))
+    old = load_model(tmp_path / "old")
+    assert torch.allclose(old.pattern_weight, torch.tensor([[1.0, 0, 0], [0.5, 0, 0], [2.0, 0, 0], [1 / 1.5, 0, 0]]))
+    with torch.no_grad():
+        inputs, present, _ = image_only.batch(rows, torch.device("cpu"))
+        expected = torch.softmax(old.head(old.vae.posterior(inputs, present).mu) / 2.0, -1)
+    assert np.allclose(predict(old, image_only, torch.device("cpu")).probabilities[rows], expected.numpy(), atol=1e-5)
 
 
 def test_fit_without_labels_is_refused(spec: ModelSpec, toy_table: ToyTable) -> None:

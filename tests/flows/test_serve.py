@@ -28,7 +28,7 @@ CASES = 60
 
 def serve_env() -> dict[str, str]:
     """A ``serve`` subprocess's environment: no Prefect server given (it starts its own), Prefect state under
-    ``<home>/prefect``, a one-epoch retrain (packaged MiniLM texts), a runner that polls every 2 s."""
+    ``<home>/prefect``, a retrain of one epoch per stage (packaged MiniLM texts), a runner that polls every 2 s."""
     env = {k: v for k, v in os.environ.items() if k not in {"PREFECT_API_URL", "PREFECT_HOME", "DIAGNOSIS_DATABASE_URL"}}
     env.update(DIAGNOSIS_RETRAIN_EPOCHS="1", PREFECT_RUNNER_POLL_FREQUENCY="2")
     return env
@@ -83,6 +83,8 @@ def test_once_fills_the_store(once: dict[str, Any], home: Path) -> None:
         inbox = {Path(m.path).parent.name: m for m in db.list_inbox_manifests(session)}
         diagnosed = db.list_cases(session, status="diagnosed", limit=None)
     assert latest.id == decision.candidate_id == once["deployments"]["retrain"]["result"]["candidate_id"]
+    train = latest.config["train"]  # DIAGNOSIS_RETRAIN_EPOCHS=1 caps every stage
+    assert (train["epochs"], train["image_stage"]["epochs"], train["text_stage"]["epochs"]) == (1, 1, 1)
     assert decision.metric == "val_macro_auc" and decision.candidate_score is not None and decision.promoted
     assert inbox["batch-1"].error is None and inbox["batch-1"].counts["created"] == CASES
     assert "case_id" in inbox["broken"].error  # recorded with its error; the other manifest went on
