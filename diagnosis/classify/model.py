@@ -71,9 +71,10 @@ class DiagnosisModel(nn.Module):
     ``softmax(w_p0 head(mu) + w_p1 image + w_p2 head(mu_image))``: the head on the fused posterior mean, the
     supervised image stage's own logits, and the head on the image-alone posterior mean. The weights ``w_p``
     (``pattern_weight``, ``(2^M, 3)``) are fitted on validation rows with the other modalities withheld. Without an
-    image only ``w_p0`` is free: a temperature (``1 / w_p0``). With an image, it is stacking: the image stage is the
-    best reader of the image alone (the latent keeps less of it), and ``head(mu) - head(mu_image)`` is what the other
-    modalities add to it, in log-odds, as the latent sees it; validation says how much of each to keep.
+    image only ``w_p0`` is used: a temperature (``1 / w_p0``). With an image, it is stacking that starts from Bayes'
+    rule: the image stage is the best reader of the image alone (the latent keeps less of it), and
+    ``head(mu) - head(mu_image)`` is what the other modalities add to it, in log-odds, as the latent sees it; so the
+    start is ``(1, 1, -1)`` at each source's temperature (``(0, 1, 0)`` for an image alone), and validation moves it.
 
     Buffers filled after training: ``pattern_weight``; ``image_weight`` / ``image_bias`` (the image stage's linear
     heads over the image network's features, each member's divided by its own temperature and by the member count);
