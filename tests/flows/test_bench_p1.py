@@ -43,7 +43,8 @@ def test_bench_p1_command_writes_every_figure(shared_data: Path, tmp_path: Path)
     out = tmp_path / "p1.json"
     result = CliRunner().invoke(app, ["bench", "p1", "--data", str(shared_data), "--json", str(out),
                                       "--fusion", "cnn,poe,concat,late,attention,mmae", "--epochs", "1", "--image-epochs", "2",
-                                      "--text-epochs", "1", "--train-limit", "300", "--home", str(tmp_path)],
+                                      "--image-members", "2", "--text-epochs", "1", "--train-limit", "300",
+                                      "--home", str(tmp_path)],
                                 catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -51,7 +52,7 @@ def test_bench_p1_command_writes_every_figure(shared_data: Path, tmp_path: Path)
     assert report["results"]["late"]["kind"] == "baseline"
     assert set(report["results"]["cnn"]["modes"]) == {"image"}  # the image encoder alone
     assert report["image_stage"]["epochs"] == 2 and report["config"]["text_epochs"] == 1
-    assert len(report["image_stage"]["members"]) == report["config"]["image_members"] == 3  # the default ensemble
+    assert len(report["image_stage"]["members"]) == report["config"]["image_members"] == 2  # an ensemble
     for name, fusion in report["results"].items():
         if name != "cnn":
             assert set(fusion["modes"]) == {"image", "text", "fused", "fused_missing50"}
@@ -67,7 +68,7 @@ def test_bench_p1_command_writes_every_figure(shared_data: Path, tmp_path: Path)
 def test_bench_p2_command_trains_the_four_ways(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "p2.json"
     result = CliRunner().invoke(app, ["bench", "p2", "--data", str(shared_data), "--json", str(out), "--epochs", "1",
-                                      "--image-epochs", "1", "--text-epochs", "0", "--train-limit", "400",
+                                      "--image-epochs", "1", "--image-members", "1", "--text-epochs", "0", "--train-limit", "400",
                                       "--home", str(tmp_path)], catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -81,7 +82,8 @@ def test_bench_p2_command_trains_the_four_ways(shared_data: Path, tmp_path: Path
 
 
 def test_bench_p1_prior_shift_moves_probabilities_not_decisions(shared_data: Path, tmp_path: Path) -> None:
-    args = ["bench", "p1", "--data", str(shared_data), "--fusion", "cnn", "--image-epochs", "2", "--text-epochs", "0",
+    args = ["bench", "p1", "--data", str(shared_data), "--fusion", "cnn", "--image-epochs", "2", "--image-members", "1",
+            "--text-epochs", "0",
             "--train-limit", "200", "--home", str(tmp_path)]
     plain, shifted = tmp_path / "plain.json", tmp_path / "shifted.json"
     for out, extra in ((plain, []), (shifted, ["--prior", "0.625"])):
