@@ -62,7 +62,7 @@ def test_bench_p1_command_writes_every_figure(shared_data: Path, tmp_path: Path)
     assert report["prevalence"]["pneumonia_share"]["test"] == pytest.approx(390 / 624)
     assert "differ" in report["prevalence"]["note"]  # 74 % in val against 62.5 % in test
     assert "fused_missing50" in result.stdout and "P1" in result.stdout
-    assert "estimate:" in result.stderr and "image stage member 3 epoch 2" in result.stderr  # estimate; progress per member
+    assert "estimate:" in result.stderr and "image stage member 2 epoch 2" in result.stderr  # estimate; progress per member
 
 
 def test_bench_p2_command_trains_the_four_ways(shared_data: Path, tmp_path: Path) -> None:
