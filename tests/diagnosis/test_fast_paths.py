@@ -19,6 +19,7 @@ from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.ingest.images import ImageError
 from diagnosis.synthetic import SyntheticConfig, generate_dataset
 from diagnosis.training import FeatureTable, TrainConfig, build_features, fit
+from diagnosis.training.image_stage import ImageStageConfig
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -36,7 +37,7 @@ class FileCase:
 def model(toy_table: ToyTable) -> DiagnosisModel:
     spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
                      FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
-    return fit(spec, toy_table(120, 0), toy_table(40, 1), TrainConfig(epochs=4, batch_size=32, lr=3e-3)).model
+    return fit(spec, toy_table(120, 0), toy_table(40, 1), TrainConfig(epochs=4, batch_size=32, lr=3e-3, image_stage=ImageStageConfig(epochs=4))).model
 
 
 def _plain(model: DiagnosisModel, table: FeatureTable, samples: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,7 +95,8 @@ def test_mixed_precision_choice() -> None:
 def test_training_under_autocast_runs_and_learns(toy_table: ToyTable) -> None:
     spec = ModelSpec(("negative", "positive"), ModalitySpec(image=ImagePreprocessing(size=16), vectors={"text": 8}),
                      FusionConfig(latent_dim=4, feature_dim=16, kl_warmup_epochs=1))  # fmt: skip
-    result = fit(spec, toy_table(96, 4), None, TrainConfig(epochs=3, batch_size=32, lr=3e-3, amp=True))
+    result = fit(spec, toy_table(96, 4), None, TrainConfig(epochs=3, batch_size=32, lr=3e-3, amp=True,
+                                                          image_stage=ImageStageConfig(epochs=2)))
     losses = [r["train_loss"] for r in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 

@@ -14,6 +14,7 @@ from diagnosis.evaluation import classification_metrics, expected_calibration_er
 from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, load_model, save_model
+from diagnosis.training.image_stage import ImageStageConfig
 
 ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
 
@@ -27,7 +28,8 @@ def spec() -> ModelSpec:
 @pytest.fixture(scope="module")
 def trained(spec: ModelSpec, toy_table: ToyTable) -> FitResult:
     """A short fit on the toy tables (train seed 0, val seed 1)."""
-    return fit(spec, toy_table(160, 0), toy_table(60, 1), TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8))
+    return fit(spec, toy_table(160, 0), toy_table(60, 1), TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8,
+                                                                   image_stage=ImageStageConfig(epochs=6)))
 
 
 def test_fit_learns_and_roundtrips(spec: ModelSpec, trained: FitResult, tmp_path: Path, toy_table: ToyTable) -> None:
