@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from diagnosis.classify import ModelSpec, predict
 from diagnosis.evaluation import classification_metrics, expected_calibration_error
 from diagnosis.features import ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, load_model, save_model
+from diagnosis.training import FeatureTable, FitResult, TrainConfig, calibrate, fit, load_model, save_model
 from diagnosis.training.image_stage import ImageStageConfig
+from diagnosis.training.trainer import MIN_STACKING_ROWS
 
 ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
 
@@ -28,7 +30,7 @@ def spec() -> ModelSpec:
 @pytest.fixture(scope="module")
 def trained(spec: ModelSpec, toy_table: ToyTable) -> FitResult:
     """A short fit on the toy tables (train seed 0, val seed 1)."""
-    return fit(spec, toy_table(160, 0), toy_table(60, 1), TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8,
+    return fit(spec, toy_table(160, 0), toy_table(400, 1), TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=8,
                                                                    image_stage=ImageStageConfig(epochs=6)))
 
 
@@ -61,7 +63,7 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
 
     from diagnosis.classify.calibration import fit_temperature
 
-    model, val, test = trained.model, toy_table(60, 1), toy_table(80, 2)
+    model, val, test = trained.model, toy_table(400, 1), toy_table(80, 2)  # 400 val rows: enough to stack (MIN_STACKING_ROWS)
     assert model.spec.modalities.names == ("image", "text")  # bit 0: image, bit 1: text
     masks = {"image": torch.tensor([True, False, True]), "text": torch.tensor([False, True, True])}
     assert model.patterns(masks).tolist() == [1, 2, 3]
@@ -84,6 +86,7 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
     nll = lambda sources, w, labels: float(F.cross_entropy((sources * w[None, :, None]).sum(1), labels))  # noqa: E731
     for index, pattern in ((1, ("image",)), (2, ("text",)), (3, ("image", "text"))):
         sources, labels = parts(val, pattern)
+        assert len(labels) >= MIN_STACKING_ROWS * 2
         weights = model.pattern_weight[index]
         head, stage = (1 / fit_temperature(sources[:, k], labels) for k in (0, 1))  # each source's own temperature
         start = {("text",): [head, 0.0, 0.0], ("image",): [0.0, stage, 0.0],  # Bayes' rule: the image stage, plus
@@ -99,6 +102,9 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
     sources, _ = parts(image_only, ("image",))
     expected = torch.softmax((sources * model.pattern_weight[1][None, :, None]).sum(1), -1)
     assert np.allclose(predict(model, image_only, torch.device("cpu")).probabilities[rows], expected.numpy(), atol=1e-5)
+    small = copy.deepcopy(model)
+    calibrate(small, toy_table(60, 1), torch.device("cpu"))  # too few val rows to stack: the head alone
+    assert float(small.pattern_weight[:, 1:].abs().max()) == 0.0 and float(small.pattern_weight[1, 0]) > 0
     save_model(model, tmp_path / "old")  # a checkpoint written with one temperature per pattern, no image evidence
     state = load_file(str(tmp_path / "old" / "model.safetensors"))
     for name in ("pattern_weight", "image_weight", "image_bias"):
