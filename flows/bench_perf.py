@@ -62,10 +62,8 @@ def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, 
     length (the model keeps the default architecture, the image ensemble included)."""
     import db
     from diagnosis.synthetic import SyntheticConfig, generate_dataset
-    from diagnosis.training.image_stage import ImageStageConfig
-    from diagnosis.training.text_stage import TextStageConfig
     from flows.ingest import ingest_flow
-    from flows.train import train_flow
+    from flows.train import stage_epochs, train_flow
 
     home, seconds = root / "home", {}
     start = time.perf_counter()
@@ -78,8 +76,7 @@ def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, 
     seconds["ingest"] = time.perf_counter() - start
     start = time.perf_counter()
     version = train_flow(url, str(home), epochs=epochs, device=device, text_model=str(text_model) if text_model else None,
-                         seed=seed, image_epochs=min(epochs, ImageStageConfig.epochs),
-                         text_epochs=min(epochs, TextStageConfig.epochs))  # fmt: skip
+                         seed=seed, **stage_epochs(epochs))  # fmt: skip
     seconds["train"] = time.perf_counter() - start
     with db.session_scope(url) as session:
         view = db.get_model_version(session, str(version))

@@ -16,11 +16,9 @@ from diagnosis.classify import predict
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
 from diagnosis.training import load_model
-from diagnosis.training.image_stage import ImageStageConfig
-from diagnosis.training.text_stage import TextStageConfig
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
-from flows.train import load_labelled_cases, train_flow
+from flows.train import load_labelled_cases, stage_epochs, train_flow
 
 __all__ = ["METRIC", "ValScores", "decide", "promote_if_better", "retrain_flow"]
 
@@ -154,8 +152,7 @@ def retrain_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, 
     with recorded_run(db_url, "retrain") as run:
         incumbent = current_model(db_url)  # decided before training: the candidate is never its own rival
         candidate_id = train_flow(db_url, home, fusion=fusion, epochs=epochs, device=device, text_model=text_model,
-                                  image_epochs=min(epochs, ImageStageConfig.epochs),
-                                  text_epochs=min(epochs, TextStageConfig.epochs), seed=seed, promote=False)
+                                  seed=seed, promote=False, **stage_epochs(epochs))
         run.model_version_id = candidate_id
         cases = load_labelled_cases(db_url)["val"]
         rivals = [v for v in (model_version(db_url, candidate_id), incumbent) if v is not None]

@@ -27,7 +27,7 @@ from flows.common import features_task, text_encoder
 from flows.render import epoch_figures
 from flows.tracking import recorded_run
 
-__all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "table_metrics", "train_flow"]
+__all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "stage_epochs", "table_metrics", "train_flow"]
 
 logger = logging.getLogger("flows")
 
@@ -160,6 +160,12 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, directo
         db.record_promotion(session, candidate_id=version, promoted=promote,
                             reason=TRAINED_REASON if promote else CANDIDATE_REASON)
         return version
+
+
+def stage_epochs(epochs: int) -> dict[str, int]:
+    """``train_flow``'s stage arguments that cap the image and text stages at ``epochs`` (their defaults when lower),
+    for callers whose one epoch budget applies to every stage (the scheduled retrain, the perf benchmarks)."""
+    return {"image_epochs": min(epochs, ImageStageConfig.epochs), "text_epochs": min(epochs, TextStageConfig.epochs)}
 
 
 @flow(name="train")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
@@ -14,7 +14,7 @@ from diagnosis.features.text import TextEncoderConfig
 from diagnosis.fusion import FusionConfig, Gaussian, ModalitySpec, VAEOutput, build_fusion
 from diagnosis.fusion.config import LEGACY_IMAGE_NETWORK
 
-__all__ = ["DiagnosisModel", "Evidence", "ModelSpec", "default_pattern_weights"]
+__all__ = ["DiagnosisModel", "Evidence", "ModelSpec", "default_pattern_weights", "withheld"]
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -147,7 +147,7 @@ class DiagnosisModel(nn.Module):
         subsets = [masks]
         image = "image" in masks and "image" in inputs
         if image and len(self.spec.modalities.names) > 1:
-            subsets.append({m: v if m == "image" else torch.zeros_like(v) for m, v in masks.items()})
+            subsets.append(withheld(masks, ("image",)))
         posteriors, features = self.vae.posteriors(inputs, masks, subsets)
         q = posteriors[0]
         zeros = q.mu.new_zeros(q.mu.shape[0], len(self.spec.label_names))
@@ -203,3 +203,8 @@ def default_pattern_weights(modalities: int, temperatures: torch.Tensor | None =
     weights = torch.zeros(2**modalities, 3)
     weights[:, 0] = 1.0 if temperatures is None else 1.0 / temperatures
     return weights
+
+
+def withheld(masks: Tensors, kept: Collection[str]) -> dict[str, torch.Tensor]:
+    """``masks`` with every modality outside ``kept`` withheld."""
+    return {m: v if m in kept else torch.zeros_like(v) for m, v in masks.items()}

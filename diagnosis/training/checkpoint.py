@@ -63,7 +63,7 @@ def _upgrade(state: dict[str, torch.Tensor], model: DiagnosisModel) -> None:
     if "pattern_weight" not in state:
         patterns = model.pattern_weight.shape[0]
         temperatures = state.pop("pattern_temperature", state["temperature"].expand(patterns))
-        state["pattern_weight"] = default_pattern_weights(len(model.spec.modalities.names), temperatures.float().cpu())
-        state["pattern_weight"] = state["pattern_weight"].to(state["temperature"].device)
+        weights = default_pattern_weights(len(model.spec.modalities.names), temperatures.float().cpu())
+        state["pattern_weight"] = weights.to(state["temperature"].device)
     for name in ("image_weight", "image_bias"):
         state.setdefault(name, torch.zeros_like(getattr(model, name)).to(state["temperature"].device))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from diagnosis.classify.calibration import fit_combination, fit_temperature
-from diagnosis.classify.model import DiagnosisModel, ModelSpec, default_pattern_weights
+from diagnosis.classify.model import DiagnosisModel, ModelSpec, default_pattern_weights, withheld
 from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.device import amp_dtype
 from diagnosis.features.augment import ImageAugmenter
@@ -140,11 +140,6 @@ def _val_loss(model: DiagnosisModel, table: FeatureTable, device: torch.device, 
     return losses / max(count, 1)
 
 
-def _withheld(masks: dict[str, torch.Tensor], pattern: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """``masks`` with every modality outside ``pattern`` withheld."""
-    return {m: v if m in pattern else torch.zeros_like(v) for m, v in masks.items()}
-
-
 @torch.no_grad()
 def _fit_pattern(model: DiagnosisModel, table: FeatureTable, device: torch.device,
                  pattern: tuple[str, ...] | None = None) -> torch.Tensor | None:
@@ -165,7 +160,7 @@ def _fit_pattern(model: DiagnosisModel, table: FeatureTable, device: torch.devic
     keep = targets >= 0
     if pattern is not None:
         keep = keep & torch.stack([masks[m] for m in pattern]).all(0)
-        masks = _withheld(masks, pattern)
+        masks = withheld(masks, pattern)
     if int(keep.sum()) < 10:
         return None
     evidence = model.evidence(inputs, masks)
