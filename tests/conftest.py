@@ -20,12 +20,19 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ["HF_HUB_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", message=".*nvimgcodec.*")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # under `pytest -n N`: split the cores between the workers, no oversubscription
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    os.environ.setdefault("OMP_NUM_THREADS", _threads)
+    os.environ.setdefault("MKL_NUM_THREADS", _threads)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``slow`` tests are opt-in: they run only when ``-m`` names them (e.g. ``pytest -m slow``)."""
+    """Flow and CLI test files first (the longest: under ``-n``, the short files then fill in beside them instead
+    of a long file running alone at the end); ``slow`` tests are opt-in: they run only when ``-m`` names them
+    (e.g. ``pytest -m slow``)."""
+    items.sort(key=lambda item: 0 if item.path.parent.name == "flows" else 1)  # stable: file order kept otherwise
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow test: run with `-m slow`")
