@@ -24,6 +24,7 @@ from dashboard.escape import code, md
 from diagnosis.settings import Settings
 
 __all__ = [
+    "COUNT_AHEAD",
     "PAGE_SIZE",
     "QUERY_TTL_S",
     "SPLITS",
@@ -54,6 +55,7 @@ __all__ = [
 QUERY_TTL_S = 30  # seconds a query result is reused; flows writing meanwhile show up after this
 IMAGE_TTL_S = 600  # seconds a loaded image array stays cached
 PAGE_SIZE = 50  # cases per page of the worklist
+COUNT_AHEAD = 5_000  # the worklist counts its rows up to this many past the page shown ("more than N" beyond)
 SPLITS: tuple[str, ...] = ("train", "val", "test")  # the manifest's split values
 
 
@@ -154,10 +156,10 @@ def datasets(url: str) -> list[str]:
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_count(url: str, where: db.WorklistFilter) -> int:
-    """Number of worklist rows matching ``where`` (see :func:`db.count_worklist`)."""
+def worklist_count(url: str, where: db.WorklistFilter, limit: int | None = None) -> int:
+    """Number of worklist rows matching ``where``, at most ``limit`` (see :func:`db.count_worklist`)."""
     with db.session_scope(url) as session:
-        return db.count_worklist(session, where)
+        return db.count_worklist(session, where, limit=limit)
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)

@@ -4,7 +4,8 @@ Ordering by ``uncertainty`` walks the ``(model_version_id, uncertainty)`` index 
 one page. Pages are keyset pages: a page after a :class:`WorklistCursor` (the previous page's last row) starts
 with an index seek to ``uncertainty <= cursor``, so page 20,000 costs what page 1 costs; ``OFFSET`` would walk
 (and join) every row before it. Reaching a page without its predecessor's cursor (a jump in the page numbers)
-costs one index walk to that row: :func:`worklist_cursor_at`. Rows without an uncertainty (predictions made
+costs one index walk to that row: :func:`worklist_cursor_at`. Counts can stop early (``count_worklist(limit=)``),
+so a pager over a filtered million costs what its pages cost. Rows without an uncertainty (predictions made
 before migration 0002) come last, by prediction id.
 """
 
@@ -180,9 +181,22 @@ def _narrow(stmt: Select[Any], where: WorklistFilter) -> Select[Any]:
     return _apply(stmt, where)
 
 
-def count_worklist(session: Session, where: WorklistFilter) -> int:
-    """Number of rows :func:`list_worklist` pages through with the same filters."""
-    return int(session.execute(_narrow(select(func.count(Prediction.id)).select_from(Prediction), where)).scalar_one())
+def count_worklist(session: Session, where: WorklistFilter, *, limit: int | None = None) -> int:
+    """Number of rows :func:`list_worklist` pages through with the same filters.
+
+    Args:
+        session: An open session.
+        where: The model version and filters.
+        limit: Stop counting at this many rows (the result is then at most ``limit``; pass the rows wanted plus one
+            to learn whether there are more). A filtered count of a million predictions probes every matching row's
+            review; a limited one costs what its rows cost, whatever the store's size.
+    """
+    if limit is None:
+        stmt = _narrow(select(func.count(Prediction.id)).select_from(Prediction), where)
+    else:
+        first = _narrow(select(Prediction.id).select_from(Prediction), where).limit(max(0, limit)).subquery()
+        stmt = select(func.count()).select_from(first)
+    return int(session.execute(stmt).scalar_one())
 
 
 def worklist_cursor_at(session: Session, where: WorklistFilter, offset: int) -> WorklistCursor | None:

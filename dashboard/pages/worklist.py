@@ -37,6 +37,12 @@ def _remember_next(where: db.WorklistFilter, page: int, rows: list[db.WorklistRo
         st.session_state["worklist_starts"][1][page + 1] = rows[-1].cursor
 
 
+def _counted_rows(page: int) -> int:
+    """How many rows the pager counts when page ``page`` is shown: up to :data:`~dashboard.data.COUNT_AHEAD` past
+    it, so a count costs what those rows cost however many match (the last page listed reaches further)."""
+    return (max(1, page) - 1) * data.PAGE_SIZE + data.COUNT_AHEAD
+
+
 def _open(case_key: str) -> None:
     """Switch to the case page showing ``case_key``."""
     st.switch_page(CASE_PAGE, query_params={"case": case_key})
@@ -69,18 +75,21 @@ if isinstance(dates, tuple) and len(dates) == 2:
 
 where = db.WorklistFilter(model_version_id=model.id, review=review_state, predicted_label=predicted,
                           min_uncertainty=min_uncertainty, since=since, until=until, dataset=dataset)  # fmt: skip
-total = data.worklist_count(url, where)
+counted = _counted_rows(st.session_state.get("page", 1))
+total = data.worklist_count(url, where, limit=counted + 1)
 if total == 0:
     st.info("No case matches these filters.")
     st.stop()
 
-n_pages = math.ceil(total / data.PAGE_SIZE)
+more = total > counted  # more rows than counted: the pager reaches COUNT_AHEAD rows past the page shown
+n_pages = math.ceil(min(total, counted) / data.PAGE_SIZE)
 page = st.pagination(n_pages, key="page") if n_pages > 1 else 1
 start = _page_start(url, where, page)
 rows = data.worklist_page(url, where, after=start) if page == 1 or start is not None else []
 _remember_next(where, page, rows)
 first = (page - 1) * data.PAGE_SIZE + 1
-st.caption(f"{total} cases predicted by {md(model.name)} · showing {first}–{first + len(rows) - 1} · "
+matching = f"more than {counted:,}" if more else f"{total:,}"
+st.caption(f"{matching} cases predicted by {md(model.name)} · showing {first}–{first + len(rows) - 1} · "
            "most uncertain first · select a row to open the case")
 
 event = st.dataframe(

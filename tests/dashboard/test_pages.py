@@ -234,6 +234,24 @@ def test_worklist_jumps_to_any_page_and_pages_back_by_keyset(store: Store) -> No
     assert case_ids(at) == every[50:100]
 
 
+def test_worklist_counts_only_ahead_of_the_page_and_reaches_further_from_the_last(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import data
+
+    monkeypatch.setattr(data, "COUNT_AHEAD", 100)  # 143 rows match: the first count stops after 101
+    model_id = add_bulk_predictions(store, 140, lambda i: 0.01 * i)
+    with db.session_scope(store.url) as session:
+        every = [r.case_key for r in db.list_worklist(session, db.WorklistFilter(model_version_id=model_id), limit=1000)]
+        assert db.count_worklist(session, db.WorklistFilter(model_version_id=model_id), limit=101) == 101
+    at = open_page("pages/worklist.py")
+    assert at.pagination[0].num_pages == 2 and "more than 100 cases predicted by" in texts(at)
+    at.pagination[0].select(2).run()  # the last page listed: the count now reaches 100 rows past it, and ends
+    assert at.pagination[0].num_pages == 3 and "143 cases predicted by" in texts(at)
+    assert case_ids(at) == every[50:100]
+    at.pagination[0].select(3).run()
+    assert case_ids(at) == every[100:]
+
+
 def test_open_case_from_the_worklist(store: Store) -> None:
     at = open_page("pages/worklist.py")
     at.selectbox(key="open_case").select(store.image_2d).run()
