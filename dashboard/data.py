@@ -55,7 +55,7 @@ __all__ = [
 QUERY_TTL_S = 30  # seconds a query result is reused; flows writing meanwhile show up after this
 IMAGE_TTL_S = 600  # seconds a loaded image array stays cached
 PAGE_SIZE = 50  # cases per page of the worklist
-COUNT_AHEAD = 5_000  # the worklist counts its rows up to this many past the page shown ("more than N" beyond)
+COUNT_AHEAD = db.COUNT_AHEAD  # the worklist counts its rows up to this many past the page shown ("more than N")
 SPLITS: tuple[str, ...] = ("train", "val", "test")  # the manifest's split values
 
 
@@ -156,10 +156,11 @@ def datasets(url: str) -> list[str]:
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_count(url: str, where: db.WorklistFilter, limit: int | None = None) -> int:
-    """Number of worklist rows matching ``where``, at most ``limit`` (see :func:`db.count_worklist`)."""
+def worklist_count(url: str, where: db.WorklistFilter, after: db.WorklistCursor | None = None,
+                   limit: int | None = None) -> int:
+    """Number of worklist rows matching ``where`` after ``after``, at most ``limit`` (see :func:`db.count_worklist`)."""
     with db.session_scope(url) as session:
-        return db.count_worklist(session, where, limit=limit)
+        return db.count_worklist(session, where, after=after, limit=limit)
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
@@ -172,10 +173,12 @@ def worklist_page(url: str, where: db.WorklistFilter, after: db.WorklistCursor |
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_cursor_at(url: str, where: db.WorklistFilter, page: int, page_size: int = PAGE_SIZE) -> db.WorklistCursor | None:
-    """Where page ``page`` (1-indexed) starts, for a jump to it (see :func:`db.worklist_cursor_at`)."""
+def worklist_cursor_at(url: str, where: db.WorklistFilter, rows: int,
+                       after: db.WorklistCursor | None = None) -> db.WorklistCursor | None:
+    """Where the page ``rows`` rows after ``after`` (None: the first row) starts, for a jump to it (see
+    :func:`db.worklist_cursor_at`)."""
     with db.session_scope(url) as session:
-        return db.worklist_cursor_at(session, where, (page - 1) * page_size)
+        return db.worklist_cursor_at(session, where, rows, after)
 
 
 def sign_in(url: str, username: str, password: str, client: str) -> db.SignInResult:

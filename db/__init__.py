@@ -105,10 +105,11 @@ from db.web_sessions import (
     revoke_web_session,
     session_user,
 )
-from db.worklist import (REVIEW_STATES, WorklistCursor, WorklistFilter, WorklistRow, count_worklist, list_worklist,
-                         worklist_cursor_at)
+from db.worklist import (COUNT_AHEAD, REVIEW_STATES, WorklistCursor, WorklistFilter, WorklistRow, count_worklist,
+                         list_worklist, worklist_cursor_at)
 
 __all__ = [
+    "COUNT_AHEAD",
     "MIN_PASSWORD_LENGTH",
     "NEIGHBOUR_POOL",
     "NO_DATASET",

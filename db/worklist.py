@@ -4,8 +4,8 @@ Ordering by ``uncertainty`` walks the ``(model_version_id, uncertainty)`` index 
 one page. Pages are keyset pages: a page after a :class:`WorklistCursor` (the previous page's last row) starts
 with an index seek to ``uncertainty <= cursor``, so page 20,000 costs what page 1 costs; ``OFFSET`` would walk
 (and join) every row before it. Reaching a page without its predecessor's cursor (a jump in the page numbers)
-costs one index walk to that row: :func:`worklist_cursor_at`. Counts can stop early (``count_worklist(limit=)``),
-so a pager over a filtered million costs what its pages cost. Rows without an uncertainty (predictions made
+costs one index walk to that row: :func:`worklist_cursor_at`. A pager counts from the page it shows and stops
+early (``count_worklist(after=, limit=)``), so over a filtered million it costs what its pages cost. Rows without an uncertainty (predictions made
 before migration 0002) come last, by prediction id.
 """
 
@@ -21,8 +21,11 @@ from sqlalchemy.orm import Session
 from db.models import Case, Prediction, Review
 from db.repository import NO_DATASET, in_datasets
 
-__all__ = ["REVIEW_STATES", "WorklistCursor", "WorklistFilter", "WorklistRow", "count_worklist", "list_worklist",
+__all__ = ["COUNT_AHEAD", "REVIEW_STATES", "WorklistCursor", "WorklistFilter", "WorklistRow", "count_worklist", "list_worklist",
            "worklist_cursor_at"]
+
+COUNT_AHEAD = 5_000
+"""A pager counts the worklist's rows up to this many past the page shown ("more than N" beyond it)."""
 
 REVIEW_STATES: tuple[str, ...] = ("unreviewed", "reviewed", "disagreement")
 """``disagreement``: reviewed with a final diagnosis other than this model's prediction."""
@@ -181,33 +184,55 @@ def _narrow(stmt: Select[Any], where: WorklistFilter) -> Select[Any]:
     return _apply(stmt, where)
 
 
-def count_worklist(session: Session, where: WorklistFilter, *, limit: int | None = None) -> int:
-    """Number of rows :func:`list_worklist` pages through with the same filters.
+def _capped_count(session: Session, stmt: Select[Any], limit: int | None) -> int:
+    """Rows of ``stmt`` (a select of prediction ids), at most ``limit``."""
+    if limit is None:
+        return int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+    return int(session.execute(select(func.count()).select_from(stmt.limit(max(0, limit)).subquery())).scalar_one())
+
+
+def count_worklist(session: Session, where: WorklistFilter, *, after: WorklistCursor | None = None,
+                   limit: int | None = None) -> int:
+    """Number of rows :func:`list_worklist` pages through with the same filters (after ``after``, when given).
 
     Args:
         session: An open session.
         where: The model version and filters.
+        after: Count only the rows after this cursor (a page's start): what a pager needs from the page it shows.
         limit: Stop counting at this many rows (the result is then at most ``limit``; pass the rows wanted plus one
             to learn whether there are more). A filtered count of a million predictions probes every matching row's
             review; a limited one costs what its rows cost, whatever the store's size.
     """
-    if limit is None:
-        stmt = _narrow(select(func.count(Prediction.id)).select_from(Prediction), where)
-    else:
-        first = _narrow(select(Prediction.id).select_from(Prediction), where).limit(max(0, limit)).subquery()
-        stmt = select(func.count()).select_from(first)
-    return int(session.execute(stmt).scalar_one())
+    if after is None and limit is None:
+        return int(session.execute(_narrow(select(func.count(Prediction.id)).select_from(Prediction), where)).scalar_one())
+    stmt = _narrow(select(Prediction.id).select_from(Prediction), where)
+    if after is None:
+        return _capped_count(session, stmt, limit)
+    ranked, legacy = _after(stmt, after)
+    counted = _capped_count(session, ranked, limit)
+    if legacy is not None and (limit is None or counted < limit):
+        counted += _capped_count(session, legacy, None if limit is None else limit - counted)
+    return counted
 
 
-def worklist_cursor_at(session: Session, where: WorklistFilter, offset: int) -> WorklistCursor | None:
-    """The cursor after which the page starting at row ``offset`` (0-based) begins; None for ``offset`` 0 or past
-    the end.
+def worklist_cursor_at(session: Session, where: WorklistFilter, offset: int,
+                       after: WorklistCursor | None = None) -> WorklistCursor | None:
+    """The cursor after which the page starting at row ``offset`` (0-based) begins, counting from the first row or,
+    with ``after``, from the row after that cursor; ``after`` itself for ``offset`` 0, None past the end.
 
     For a jump to a page whose predecessor was not read: the walk to row ``offset`` reads only the predictions'
-    index (and the tables the filters need), not the rows a page shows.
+    index (and the tables the filters need), not the rows a page shows. Its cost grows with ``offset``: start it
+    from the nearest cursor already known (a page shown before) and it costs the rows between the two.
     """
     if offset <= 0:
-        return None
+        return after
     stmt = _narrow(select(Prediction.uncertainty, Prediction.id).select_from(Prediction), where)
-    row = session.execute(_ordered(stmt).limit(1).offset(offset - 1)).first()
+    if after is None:
+        row = session.execute(_ordered(stmt).limit(1).offset(offset - 1)).first()
+        return WorklistCursor(row[0], row[1]) if row is not None else None
+    ranked, legacy = _after(stmt, after)
+    row = session.execute(_ordered(ranked).limit(1).offset(offset - 1)).first()
+    if row is None and legacy is not None:
+        walked = _capped_count(session, ranked.with_only_columns(Prediction.id), offset)
+        row = session.execute(_ordered(legacy).limit(1).offset(offset - 1 - walked)).first()
     return WorklistCursor(row[0], row[1]) if row is not None else None

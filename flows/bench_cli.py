@@ -93,17 +93,31 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
     with db.session_scope(url) as session:
         deep_start = db.worklist_cursor_at(session, everything, deep)  # where the middle page starts
 
-    def worklist(where: db.WorklistFilter, **page: Any) -> Callable[[], Any]:
+    def worklist(where: db.WorklistFilter, exact: bool = False, after: Any = None) -> Callable[[], Any]:  # noqa: ANN401
+        """A page's rows and its pager's count: as the dashboard counts (from the page on, up to COUNT_AHEAD + 1
+        rows), or every matching row with ``exact``."""
+
         def run() -> Any:
             with db.session_scope(url) as session:
-                return db.count_worklist(session, where), db.list_worklist(session, where, limit=50, **page)
+                count = (db.count_worklist(session, where) if exact else
+                         db.count_worklist(session, where, after=after, limit=db.COUNT_AHEAD + 1))  # fmt: skip
+                return count, db.list_worklist(session, where, limit=50, after=after)
 
         return run
 
-    def jump() -> Any:  # a page number chosen without its predecessor: one index walk, then the keyset page
+    def offset_page() -> Any:  # before keyset pages: an exact count and OFFSET
         with db.session_scope(url) as session:
-            start = db.worklist_cursor_at(session, everything, deep)
-            return db.list_worklist(session, everything, limit=50, after=start)
+            return db.count_worklist(session, everything), db.list_worklist(session, everything, limit=50, offset=deep)
+
+    def jump(rows: int, after: Any = None) -> Callable[[], Any]:  # noqa: ANN401
+        """A page ``rows`` rows after ``after`` without the pages between: one index walk, then the keyset page."""
+
+        def run() -> Any:
+            with db.session_scope(url) as session:
+                start = db.worklist_cursor_at(session, everything, rows, after)
+                return db.list_worklist(session, everything, limit=50, after=start)
+
+        return run
 
     def case_page() -> Any:
         key = rng.choice(keys)
@@ -116,8 +130,10 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
         "worklist first page": _time(worklist(everything), repeat),
         "worklist middle page": _time(worklist(everything, after=deep_start), repeat),
         "worklist filtered": _time(worklist(filtered), repeat),
-        "middle page by jump": _time(jump, repeat),
-        "middle page by OFFSET": _time(worklist(everything, offset=deep), max(1, repeat // 4)),
+        "worklist filtered, exact count": _time(worklist(filtered, exact=True), repeat),
+        "middle page, jump to the last page listed": _time(jump(db.COUNT_AHEAD - 50, deep_start), repeat),
+        "middle page by jump from the top": _time(jump(deep), repeat),
+        "middle page by OFFSET": _time(offset_page, max(1, repeat // 4)),
         "case page": _time(case_page, repeat),
     }
 
@@ -144,9 +160,9 @@ def dashboard(
     fill_s = time.perf_counter() - start
     timings = time_dashboard_queries(url, keys, repeat)
     typer.echo(f"store: {url} · {cases:,} cases filled in {fill_s:.1f} s · {repeat} runs per query")
-    typer.echo(f"{'query':<24}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    typer.echo(f"{'query':<44}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
     for name, row in timings.items():
-        typer.echo(f"{name:<24}{row['p50_ms']:>10.1f}{row['p95_ms']:>10.1f}{row['max_ms']:>10.1f}")
+        typer.echo(f"{name:<44}{row['p50_ms']:>10.1f}{row['p95_ms']:>10.1f}{row['max_ms']:>10.1f}")
     if json_path is not None:
         report = {"cases": cases, "repeat": repeat, "fill_s": fill_s, "store": url, "timings": timings}
         json_path.write_text(json.dumps(report, indent=2))

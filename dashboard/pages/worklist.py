@@ -22,25 +22,27 @@ def _first_page() -> None:
 
 def _page_start(url: str, where: db.WorklistFilter, page: int) -> db.WorklistCursor | None:
     """The cursor page ``page`` starts after: the last row of the page before it when that was shown (a keyset
-    page, as cheap as the first), else found by one index walk (a jump in the page numbers)."""
+    page, as cheap as the first), else found by one index walk from the nearest page before it whose start is
+    known (a jump in the page numbers: the pager lists pages at most COUNT_AHEAD rows past a shown one)."""
     known = st.session_state.get("worklist_starts")
     if not known or known[0] != where:
         known = st.session_state["worklist_starts"] = (where, {})
+    starts = known[1]
     if page <= 1:
         return None
-    return known[1].get(page) or data.worklist_cursor_at(url, where, page)
+    if page not in starts:
+        nearest = max((p for p in starts if p < page), default=1)
+        start = data.worklist_cursor_at(url, where, (page - nearest) * data.PAGE_SIZE, starts.get(nearest))
+        if start is None:
+            return None
+        starts[page] = start
+    return starts[page]
 
 
 def _remember_next(where: db.WorklistFilter, page: int, rows: list[db.WorklistRow]) -> None:
     """Keep where the next page starts (bounded: one filter's pages at a time)."""
     if rows:
         st.session_state["worklist_starts"][1][page + 1] = rows[-1].cursor
-
-
-def _counted_rows(page: int) -> int:
-    """How many rows the pager counts when page ``page`` is shown: up to :data:`~dashboard.data.COUNT_AHEAD` past
-    it, so a count costs what those rows cost however many match (the last page listed reaches further)."""
-    return (max(1, page) - 1) * data.PAGE_SIZE + data.COUNT_AHEAD
 
 
 def _open(case_key: str) -> None:
@@ -75,16 +77,24 @@ if isinstance(dates, tuple) and len(dates) == 2:
 
 where = db.WorklistFilter(model_version_id=model.id, review=review_state, predicted_label=predicted,
                           min_uncertainty=min_uncertainty, since=since, until=until, dataset=dataset)  # fmt: skip
-counted = _counted_rows(st.session_state.get("page", 1))
-total = data.worklist_count(url, where, limit=counted + 1)
+shown = max(1, int(st.session_state.get("page", 1)))  # the page about to be shown (the pager's value)
+start = _page_start(url, where, shown)
+if shown > 1 and start is None:  # past the end (rows went away since): back to the first page
+    shown = 1
+    st.session_state.pop("page", None)
+before = (shown - 1) * data.PAGE_SIZE
+ahead = data.worklist_count(url, where, after=start, limit=data.COUNT_AHEAD + 1)  # counted from this page on only
+counted = before + min(ahead, data.COUNT_AHEAD)
+more = ahead > data.COUNT_AHEAD  # more rows than counted: the pager reaches COUNT_AHEAD rows past the page shown
+total = before + ahead
 if total == 0:
     st.info("No case matches these filters.")
     st.stop()
 
-more = total > counted  # more rows than counted: the pager reaches COUNT_AHEAD rows past the page shown
-n_pages = math.ceil(min(total, counted) / data.PAGE_SIZE)
+n_pages = math.ceil(counted / data.PAGE_SIZE)
 page = st.pagination(n_pages, key="page") if n_pages > 1 else 1
-start = _page_start(url, where, page)
+if page != shown:  # the pager moved it (fewer pages than before)
+    start = _page_start(url, where, page)
 rows = data.worklist_page(url, where, after=start) if page == 1 or start is not None else []
 _remember_next(where, page, rows)
 first = (page - 1) * data.PAGE_SIZE + 1

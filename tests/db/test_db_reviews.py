@@ -122,6 +122,7 @@ def test_worklist_sorts_by_uncertainty_filters_and_pages(db_url: str, make_case:
             where = db.WorklistFilter(model_version_id=model, **filters)  # type: ignore[arg-type]
             found = [r.case_key for r in db.list_worklist(session, where)]
             assert db.count_worklist(session, where) == len(found)
+            assert [db.count_worklist(session, where, limit=n) for n in (0, 1, 3)] == [min(n, len(found)) for n in (0, 1, 3)]
             return found
 
         assert keys(review="unreviewed") == ["c3", "c2", "c1", "c0"]
@@ -176,3 +177,11 @@ def test_keyset_pages_equal_offset_pages_with_ties_filters_and_legacy_rows(db_ur
                 for start in range(0, len(whole), size):  # a jump to any page gives the page OFFSET gives
                     jumped = db.list_worklist(session, where, limit=size, after=db.worklist_cursor_at(session, where, start))
                     assert [r.case_key for r in jumped] == whole[start : start + size]
+            cursors = [r.cursor for r in db.list_worklist(session, where, limit=100)]
+            for known in range(len(whole)):  # walks and counts from a known page start, across ties and legacy rows
+                rest = len(whole) - known - 1
+                assert db.count_worklist(session, where, after=cursors[known]) == rest
+                assert db.count_worklist(session, where, after=cursors[known], limit=3) == min(3, rest)
+                for step in range(rest + 2):
+                    expected = cursors[known + step] if step <= rest else None
+                    assert db.worklist_cursor_at(session, where, step, cursors[known]) == expected, (where, known, step)
