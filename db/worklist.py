@@ -5,8 +5,8 @@ one page. Pages are keyset pages: a page after a :class:`WorklistCursor` (the pr
 with an index seek to ``uncertainty <= cursor``, so page 20,000 costs what page 1 costs; ``OFFSET`` would walk
 (and join) every row before it. Reaching a page without its predecessor's cursor (a jump in the page numbers)
 costs one index walk to that row: :func:`worklist_cursor_at`. A pager counts from the page it shows and stops
-early (``count_worklist(after=, limit=)``), so over a filtered million it costs what its pages cost. Rows without an uncertainty (predictions made
-before migration 0002) come last, by prediction id.
+early (``count_worklist(after=, limit=)``), so over a filtered million it costs what its pages cost. Rows without
+an uncertainty (predictions made before migration 0002) come last, by prediction id.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from db.models import Case, Prediction, Review
 from db.repository import NO_DATASET, in_datasets
 
-__all__ = ["COUNT_AHEAD", "REVIEW_STATES", "WorklistCursor", "WorklistFilter", "WorklistRow", "count_worklist", "list_worklist",
-           "worklist_cursor_at"]
+__all__ = ["COUNT_AHEAD", "REVIEW_STATES", "WorklistCursor", "WorklistFilter", "WorklistRow", "count_worklist",
+           "list_worklist", "worklist_cursor_at"]
 
 COUNT_AHEAD = 5_000
 """A pager counts the worklist's rows up to this many past the page shown ("more than N" beyond it)."""
@@ -204,7 +204,8 @@ def count_worklist(session: Session, where: WorklistFilter, *, after: WorklistCu
             review; a limited one costs what its rows cost, whatever the store's size.
     """
     if after is None and limit is None:
-        return int(session.execute(_narrow(select(func.count(Prediction.id)).select_from(Prediction), where)).scalar_one())
+        every = _narrow(select(func.count(Prediction.id)).select_from(Prediction), where)
+        return int(session.execute(every).scalar_one())
     stmt = _narrow(select(Prediction.id).select_from(Prediction), where)
     if after is None:
         return _capped_count(session, stmt, limit)

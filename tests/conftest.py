@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ["HF_HUB_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", message=".*nvimgcodec.*")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # under `pytest -n N`: split the cores between the workers, no oversubscription
+if os.environ.get("PYTEST_XDIST_WORKER"):  # under `pytest -n N`: the cores split between the workers
     _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
     os.environ.setdefault("OMP_NUM_THREADS", _threads)
     os.environ.setdefault("MKL_NUM_THREADS", _threads)
