@@ -24,7 +24,6 @@ from dashboard.escape import code, md
 from diagnosis.settings import Settings
 
 __all__ = [
-    "COUNT_AHEAD",
     "PAGE_SIZE",
     "QUERY_TTL_S",
     "SPLITS",
@@ -55,7 +54,6 @@ __all__ = [
 QUERY_TTL_S = 30  # seconds a query result is reused; flows writing meanwhile show up after this
 IMAGE_TTL_S = 600  # seconds a loaded image array stays cached
 PAGE_SIZE = 50  # cases per page of the worklist
-COUNT_AHEAD = db.COUNT_AHEAD  # the worklist counts its rows up to this many past the page shown ("more than N")
 SPLITS: tuple[str, ...] = ("train", "val", "test")  # the manifest's split values
 
 

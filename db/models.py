@@ -208,7 +208,7 @@ class Prediction(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "model_version_id"),
         Index("ix_predictions_model_version_id_uncertainty", "model_version_id", "uncertainty"),  # worklist order
-        Index("ix_predictions_model_version_id_label_uncertainty", "model_version_id", "label", "uncertainty"),  # one diagnosis
+        Index("ix_predictions_model_version_id_label_uncertainty", "model_version_id", "label", "uncertainty"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -186,9 +186,9 @@ def _narrow(stmt: Select[Any], where: WorklistFilter) -> Select[Any]:
 
 def _capped_count(session: Session, stmt: Select[Any], limit: int | None) -> int:
     """Rows of ``stmt`` (a select of prediction ids), at most ``limit``."""
-    if limit is None:
-        return int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
-    return int(session.execute(select(func.count()).select_from(stmt.limit(max(0, limit)).subquery())).scalar_one())
+    if limit is not None:
+        stmt = stmt.limit(max(0, limit))
+    return int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
 
 
 def count_worklist(session: Session, where: WorklistFilter, *, after: WorklistCursor | None = None,

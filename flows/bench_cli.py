@@ -93,7 +93,8 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
     with db.session_scope(url) as session:
         deep_start = db.worklist_cursor_at(session, everything, deep)  # where the middle page starts
 
-    def worklist(where: db.WorklistFilter, exact: bool = False, after: Any = None) -> Callable[[], Any]:  # noqa: ANN401
+    def worklist(where: db.WorklistFilter, exact: bool = False,
+                 after: db.WorklistCursor | None = None) -> Callable[[], Any]:
         """A page's rows and its pager's count: as the dashboard counts (from the page on, up to COUNT_AHEAD + 1
         rows), or every matching row with ``exact``."""
 
@@ -109,7 +110,7 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
         with db.session_scope(url) as session:
             return db.count_worklist(session, everything), db.list_worklist(session, everything, limit=50, offset=deep)
 
-    def jump(rows: int, after: Any = None) -> Callable[[], Any]:  # noqa: ANN401
+    def jump(rows: int, after: db.WorklistCursor | None = None) -> Callable[[], Any]:
         """A page ``rows`` rows after ``after`` without the pages between: one index walk, then the keyset page."""
 
         def run() -> Any:

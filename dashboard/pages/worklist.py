@@ -83,9 +83,9 @@ if shown > 1 and start is None:  # past the end (rows went away since): back to 
     shown = 1
     st.session_state.pop("page", None)
 before = (shown - 1) * data.PAGE_SIZE
-ahead = data.worklist_count(url, where, after=start, limit=data.COUNT_AHEAD + 1)  # counted from this page on only
-counted = before + min(ahead, data.COUNT_AHEAD)
-more = ahead > data.COUNT_AHEAD  # more rows than counted: the pager reaches COUNT_AHEAD rows past the page shown
+ahead = data.worklist_count(url, where, after=start, limit=db.COUNT_AHEAD + 1)  # counted from this page on only
+counted = before + min(ahead, db.COUNT_AHEAD)
+more = ahead > db.COUNT_AHEAD  # more rows than counted: the pager reaches COUNT_AHEAD rows past the page shown
 total = before + ahead
 if total == 0:
     st.info("No case matches these filters.")

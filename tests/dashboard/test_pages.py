@@ -236,9 +236,7 @@ def test_worklist_jumps_to_any_page_and_pages_back_by_keyset(store: Store) -> No
 
 def test_worklist_counts_only_ahead_of_the_page_and_reaches_further_from_the_last(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard import data
-
-    monkeypatch.setattr(data, "COUNT_AHEAD", 100)  # 143 rows match: the first count stops after 101
+    monkeypatch.setattr(db, "COUNT_AHEAD", 100)  # 143 rows match: the first count stops after 101
     model_id = add_bulk_predictions(store, 140, lambda i: 0.01 * i)
     with db.session_scope(store.url) as session:
         every = [r.case_key for r in db.list_worklist(session, db.WorklistFilter(model_version_id=model_id), limit=1000)]
