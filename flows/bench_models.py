@@ -48,6 +48,7 @@ def p1(
     image_members: Annotated[int, typer.Option(min=1, help="Image networks trained by the image stage (an ensemble).")] = 3,
     prior: Annotated[Optional[float], typer.Option(help="Known deployment prevalence of pneumonia: test probabilities are shifted from val's to it.")] = None,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
+    lexical: Annotated[bool, typer.Option("--lexical/--no-lexical", help="Stack the lexical reader of the texts on val, as `diagnosis train` does.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
 ) -> None:
@@ -61,11 +62,11 @@ def p1(
     chosen = {"fusions": tuple(f.strip() for f in fusion.split(",") if f.strip())} if fusion else {}
     with user_errors(ValueError):
         config = P1Config(epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs, train_limit=train_limit,
-                          prior=prior, image_members=image_members, **chosen)  # fmt: skip
+                          prior=prior, image_members=image_members, lexical=lexical, **chosen)  # fmt: skip
     torch_device = resolve_device(device)
-    tables = _tables(data, config, home, rare=False, device=torch_device,
-                     estimate=lambda n, texts: estimate_seconds(config, n, texts))  # fmt: skip
-    report = run_p1(tables, config, torch_device, on_epoch=_progress)
+    tables, lexical = _tables(data, config, home, rare=False, device=torch_device,
+                              estimate=lambda n, texts: estimate_seconds(config, n, texts))  # fmt: skip
+    report = run_p1(tables, config, torch_device, on_epoch=_progress, lexical=lexical)
     emit_report([p1_table(report)], report, json_path)
 
 
@@ -96,10 +97,11 @@ def _announce(parts: dict[str, float]) -> None:
                err=True)
 
 
-def _tables(data: Path, config, home: Path | None, rare: bool, device=None, estimate=None) -> dict:  # noqa: ANN001
-    """P1 (or P2's rare-normal) feature tables; a missing data folder ends the command with a clear error."""
+def _tables(data: Path, config, home: Path | None, rare: bool, device=None, estimate=None) -> tuple:  # noqa: ANN001
+    """P1 (or P2's rare-normal) feature tables and the lexical reader of their train texts (None when off); a missing
+    data folder ends the command with a clear error."""
     from diagnosis.benchmarks import load_p1, p1_tables, p2_data
-    from diagnosis.benchmarks.p1 import limit_train
+    from diagnosis.benchmarks.p1 import limit_train, p1_lexical
     from diagnosis.benchmarks.text_path import benchmark_text_encoder
     from diagnosis.features import ImagePreprocessing
     from flows.cli import user_errors
@@ -115,7 +117,8 @@ def _tables(data: Path, config, home: Path | None, rare: bool, device=None, esti
                                             config.text_epochs, seed=config.seed, device=device or "cpu",
                                             cache=_cache(home), on_epoch=lambda r: _progress("text stage", r))
         image = ImagePreprocessing(spatial_dims=2, size=config.image_size)
-        return p1_tables(paired, encoder, image)  # type: ignore[arg-type]
+        lexical = p1_lexical(paired, config)
+        return p1_tables(paired, encoder, image, lexical=lexical), lexical  # type: ignore[arg-type]
 
 
 def p2_table(report: dict) -> Table:
@@ -149,7 +152,8 @@ def p2(
     config = P1Config(fusions=(fusion,), epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs,
                       train_limit=train_limit, image_members=image_members)  # fmt: skip
     torch_device = resolve_device(device)
-    report = run_p2(_tables(data, config, home, rare=True, device=torch_device), config, torch_device, fusion=fusion)
+    tables, lexical = _tables(data, config, home, rare=True, device=torch_device)
+    report = run_p2(tables, config, torch_device, fusion=fusion, lexical=lexical)
     emit_report([p2_table(report)], report, json_path)
 
 
@@ -202,6 +206,10 @@ def p3_table(report: dict) -> Table:
     for way, m in report["results"].items():
         table.add_row(way, f"{m['auc']:.4f}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
                       f"{m['seconds']:.0f}" if "seconds" in m else "—")
+        if "without_lexical" in m:
+            w = m["without_lexical"]
+            table.add_row(f"{way}, same model without its lexical reader", f"{w['auc']:.4f}", f"{w['accuracy']:.4f}",
+                          f"{w['macro_f1']:.4f}", "—")
     d = report["differences"]
     table.caption = f"product − TF-IDF + LR: AUC {d['auc']:+.4f}, accuracy {d['accuracy']:+.4f}, macro-F1 {d['macro_f1']:+.4f}"
     return table
@@ -214,6 +222,7 @@ def p3(
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs of the fusion model.")] = 30,
     text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N texts (smoke runs).")] = None,
+    lexical: Annotated[bool, typer.Option("--lexical/--no-lexical", help="Stack the lexical reader of the texts on val, as `diagnosis train` does.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
 ) -> None:
@@ -224,7 +233,7 @@ def p3(
     from flows.cli import user_errors
 
     _STARTED[0] = time.perf_counter()
-    config = P3Config(epochs=epochs, text_epochs=text_epochs, train_limit=train_limit)
+    config = P3Config(epochs=epochs, text_epochs=text_epochs, train_limit=train_limit, lexical=lexical)
     with user_errors(FileNotFoundError):
         split = load_p3(data, train_limit)
     n = len(split.splits["train"].texts)

@@ -128,7 +128,7 @@ def throughput(
             with db.session_scope(trained.db_url) as session:
                 stored = [case for chunk in db.iter_case_inputs(session, batch_size=5000) for case in chunk]
             cache = text_encoder(net.spec.text, root / "diagnose-home-0" / "cache", str(torch_device), amp)  # its keys
-            table = build_features(stored, net.spec.modalities.image, cache, workers=workers)
+            table = build_features(stored, net.spec.modalities.image, cache, workers=workers, lexical=net.lexical)
             texts = list(dict.fromkeys(c.text for c in stored if c.text and c.text.strip()))
         pairs.append((cold, raw_forward(net, table, texts, net.spec.text, torch_device, amp=amp)))
     ratios = [cold["cases_per_s"] / raw["cases_per_s"] for cold, raw in pairs]

@@ -175,11 +175,13 @@ def train(
     dataset: Annotated[str | None, typer.Option(help="Data set(s) to train on, comma-separated; needed when the store holds several.")] = None,
     class_weights: Annotated[bool, typer.Option("--class-weights", help="Weight the losses by inverse class frequency (a rare diagnosis gets found more often).")] = False,
     full_objective: Annotated[bool, typer.Option("--full-objective", help="moe / mopoe: decode every mixture component per case and step, not one sampled component (slower).")] = False,
+    lexical: Annotated[bool, typer.Option("--lexical/--no-lexical", help="Stack a TF-IDF + logistic-regression reader of the texts with the model on val (--no-lexical: the transformer path alone).")] = True,
 ) -> None:
     """Train on split=train, select on val, register a model version.
 
     Stages: the text encoder is fine-tuned on the training texts, the image network is trained supervised with
-    augmentation, then the fusion VAE and the diagnosis head are trained on top; every stage selects on val.
+    augmentation, then the fusion VAE and the diagnosis head are trained on top; every stage selects on val. A
+    bag-of-words reader of the texts is fitted on the training texts and stacked with the model on val.
     """
     settings = _settings(ctx)
     from flows.train import train_flow
@@ -194,7 +196,7 @@ def train(
                              preprocessing=options, batch_size=batch_size, lr=lr, image_epochs=image_epochs,
                              text_epochs=text_epochs, augmentation=augment_options, image_members=image_members,
                              datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
-                             class_weights=class_weights, subset_sampling=not full_objective)
+                             class_weights=class_weights, subset_sampling=not full_objective, lexical=lexical)
     typer.echo(f"model version {version}")
 
 

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 import db
 from diagnosis.classify import ModelSpec
 from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
+from diagnosis.features.lexical import LexicalReader
 from diagnosis.training import FeatureTable, build_features
 
 __all__ = ["features_task", "text_encoder"]
@@ -26,6 +27,8 @@ def text_encoder(
 
 
 @task(cache_policy=NO_CACHE)
-def features_task(cases: Sequence[db.CaseInput], spec: ModelSpec, encoder: TextEncoder | None) -> FeatureTable:
-    """Read images and embed texts of a batch of store cases for ``spec``."""
-    return build_features(cases, spec.modalities.image, encoder, [c.label for c in cases], spec.label_names)
+def features_task(cases: Sequence[db.CaseInput], spec: ModelSpec, encoder: TextEncoder | None,
+                  lexical: LexicalReader | None = None) -> FeatureTable:
+    """Read images and embed texts of a batch of store cases for ``spec`` (with the model's lexical reader, if any)."""
+    return build_features(cases, spec.modalities.image, encoder, [c.label for c in cases], spec.label_names,
+                          lexical=lexical)

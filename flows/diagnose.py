@@ -164,7 +164,8 @@ def read_ahead(case_ids: list[int], job: ChunkJob) -> ReadAhead:
     seconds: dict[str, float] = {}
     cases = db.peek_cases(job.db_url, job.model_version_id, case_ids, pending=job.pending)
     net, encoder = _model_and_encoder(job)
-    table = build_features(cases, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+    table = build_features(cases, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds,
+                           lexical=net.lexical)
     return ReadAhead(cases, table, seconds)
 
 
@@ -181,13 +182,15 @@ def _claimed_features(claimed: list[db.CaseInput], ahead: ReadAhead | None, job:
     """Features of the claimed cases: from the read-ahead where a case is unchanged since, else read now."""
     net, encoder = _model_and_encoder(job)
     if ahead is None:
-        return build_features(claimed, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+        return build_features(claimed, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds,
+                              lexical=net.lexical)
     for stage, value in ahead.seconds.items():
         seconds[stage] = seconds.get(stage, 0.0) + value
     where = {case: i for i, case in enumerate(ahead.cases)}  # frozen dataclasses: equal when every input is
     if all(case in where for case in claimed):
         return _rows(ahead.table, [where[case] for case in claimed])
-    return build_features(claimed, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds)
+    return build_features(claimed, net.spec.modalities.image, encoder, workers=job.workers, timings=seconds,
+                              lexical=net.lexical)
 
 
 @task(name="diagnose-chunk", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15],

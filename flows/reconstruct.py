@@ -46,7 +46,7 @@ def reconstruct_flow(db_url: str, home: str, case_key: str, model: str = "latest
         net = load_model(version.checkpoint_path, target_device)
         encoder = text_encoder(net.spec.text, Path(home) / "cache")
         case = SimpleNamespace(image_path=detail.image_path, text=detail.text)
-        table = build_features([case], net.spec.modalities.image, encoder)
+        table = build_features([case], net.spec.modalities.image, encoder, lexical=net.lexical)
         views = case_views(net, table, 0, target_device)
         target = Settings(home=Path(home)).views_file(version.id, case_key)
         target.parent.mkdir(parents=True, exist_ok=True)

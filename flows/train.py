@@ -18,6 +18,7 @@ from diagnosis.classify import DiagnosisModel, predict
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
 from diagnosis.features import TextEncoderConfig
+from diagnosis.features.lexical import LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FusionConfig
 from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
 from diagnosis.training.image_stage import ImageStageConfig
@@ -105,9 +106,18 @@ def text_stage_task(spec, splits: dict[str, list[db.CaseInput]], config: TrainCo
 
 
 @task(cache_policy=NO_CACHE)
-def fit_task(spec, train: FeatureTable, val: FeatureTable | None, config: TrainConfig, device: str) -> FitResult:  # noqa: ANN001
-    """Train the image stage and the fusion model, select on val."""
-    return fit(spec, train, val, config, resolve_device(device), on_epoch=_log_epoch)
+def lexical_task(spec, train: list[db.CaseInput], config: TrainConfig) -> LexicalReader | None:  # noqa: ANN001
+    """Fit the lexical reader on the labelled training texts (None when off or too few texts)."""
+    index = {name: i for i, name in enumerate(spec.label_names)}
+    return fit_lexical_reader([c.text for c in train], [index.get(c.label, -1) for c in train],  # type: ignore[arg-type]
+                              len(spec.label_names), config.lexical)
+
+
+@task(cache_policy=NO_CACHE)
+def fit_task(spec, train: FeatureTable, val: FeatureTable | None, config: TrainConfig, device: str,  # noqa: ANN001
+             lexical: LexicalReader | None = None) -> FitResult:
+    """Train the image stage and the fusion model, select on val (stacking the lexical reader there)."""
+    return fit(spec, train, val, config, resolve_device(device), on_epoch=_log_epoch, lexical=lexical)
 
 
 def table_metrics(model: DiagnosisModel, table: FeatureTable, device: str) -> dict:
@@ -175,7 +185,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                batch_size: int = TrainConfig.batch_size, lr: float = TrainConfig.lr,
                image_epochs: int = ImageStageConfig.epochs, text_epochs: int = TextStageConfig.epochs,
                augmentation: dict | None = None, image_members: int = FusionConfig.image_members,
-               datasets: list[str] | None = None, class_weights: bool = False, subset_sampling: bool = True) -> int:
+               datasets: list[str] | None = None, class_weights: bool = False, subset_sampling: bool = True,
+               lexical: bool = True) -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -200,6 +211,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         datasets: Data sets to train on (see :func:`choose_datasets`); ``None``: the store's only one.
         class_weights: Weight the diagnosis losses by inverse class frequency (helps a rare diagnosis be found).
         subset_sampling: moe / mopoe: decode one sampled mixture component per case and step (False: every one).
+        lexical: Fit the bag-of-words reader of the texts (TF-IDF + logistic regression) and stack it with the model
+            on val (see ``diagnosis.features.lexical``); False: the transformer path alone.
 
     Returns:
         The new model version id.
@@ -215,15 +228,16 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                           image_options=preprocessing)
         image_stage = ImageStageConfig(epochs=image_epochs, **({"augmentation": augmentation} if augmentation else {}))
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr,
-                             class_weights=class_weights,
-                             image_stage=image_stage, text_stage=TextStageConfig(epochs=text_epochs))
+                             class_weights=class_weights, image_stage=image_stage,
+                             text_stage=TextStageConfig(epochs=text_epochs), lexical=LexicalConfig(enabled=lexical))
         stamp, directory = model_directory(home_path / "models", fusion)
         try:
             text = text_stage_task(spec, splits, config, directory / "text-encoder", device) if spec.text else None
             if text is not None:  # the fine-tuned encoder embeds every split, and diagnosis later
                 spec, encoder = replace(spec, text=text.encoder), text_encoder(text.encoder, cache, device=on)
-            tables = {s: features_task(cases, spec, encoder) for s, cases in splits.items() if cases}
-            result = fit_task(spec, tables["train"], tables.get("val"), config, device)
+            reader = lexical_task(spec, splits["train"], config) if spec.text else None
+            tables = {s: features_task(cases, spec, encoder, reader) for s, cases in splits.items() if cases}
+            result = fit_task(spec, tables["train"], tables.get("val"), config, device, reader)
             metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
             run.model_version_id = register_task(result, metrics, config, directory, stamp, db_url, promote,
                                                  stage_summaries(result, text), datasets=recorded_datasets(chosen))

@@ -24,6 +24,7 @@ from diagnosis.benchmarks.p1_data import P1Data, P1Split
 from diagnosis.classify import ModelSpec, class_prevalence, predict, shift_prior
 from diagnosis.evaluation import expected_calibration_error
 from diagnosis.features import ImagePreprocessing, TextEncoder, preprocess_image
+from diagnosis.features.lexical import LEXICAL_INPUT, LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
 from diagnosis.training import FeatureTable, TrainConfig, fit
@@ -56,6 +57,7 @@ class P1Config:
     text_epochs: int = TextStageConfig.epochs  # text fine-tuning before the tables are built (0: frozen embeddings)
     train_limit: int | None = None  # train on a seeded random subset of N cases (smoke tests); the file is class-ordered
     seed: int = 0  # model initialisation and shuffling
+    lexical: bool = LexicalConfig.enabled  # the lexical reader of the texts, stacked on val (as `diagnosis train`)
     prior: float | None = None  # deployment prevalence of pneumonia: test probabilities shifted from val's to it
 
     def __post_init__(self) -> None:
@@ -66,14 +68,14 @@ class P1Config:
             raise ValueError(f"prior must be a prevalence strictly between 0 and 1, got {self.prior}")
 
 
-def _table(split: P1Split, encoder: TextEncoder, image: ImagePreprocessing) -> FeatureTable:
+def _table(split: P1Split, encoder: TextEncoder, image: ImagePreprocessing, lexical: LexicalReader | None) -> FeatureTable:
     pixels = np.stack([preprocess_image(LoadedImage(x[None].astype(np.float32), None), image) for x in split.images])
     n = len(split.labels)
-    return FeatureTable(
-        inputs={"image": pixels, "text": encoder.encode(split.texts)},
-        masks={"image": np.ones(n, dtype=bool), "text": np.ones(n, dtype=bool)},
-        labels=split.labels.astype(np.int64),
-    )
+    inputs = {"image": pixels, "text": encoder.encode(split.texts)}
+    if lexical is not None:
+        inputs[LEXICAL_INPUT] = lexical.evidence(split.texts)
+    return FeatureTable(inputs=inputs, masks={"image": np.ones(n, dtype=bool), "text": np.ones(n, dtype=bool)},
+                        labels=split.labels.astype(np.int64))
 
 
 def limit_train(data: P1Data, train_limit: int | None) -> P1Data:
@@ -85,9 +87,18 @@ def limit_train(data: P1Data, train_limit: int | None) -> P1Data:
     return P1Data({**data.splits, "train": P1Split(s.images[keep], s.labels[keep], [s.texts[i] for i in keep])}, data.pools)
 
 
-def p1_tables(data: P1Data, encoder: TextEncoder, image: ImagePreprocessing, train_limit: int | None = None) -> dict[str, FeatureTable]:
-    """Feature tables of the three splits (train optionally cut by :func:`limit_train`)."""
-    return {name: _table(split, encoder, image) for name, split in limit_train(data, train_limit).splits.items()}
+def p1_tables(data: P1Data, encoder: TextEncoder, image: ImagePreprocessing, train_limit: int | None = None,
+              lexical: LexicalReader | None = None) -> dict[str, FeatureTable]:
+    """Feature tables of the three splits (train optionally cut by :func:`limit_train`), with the lexical reader's
+    log-probabilities when one is given (:func:`p1_lexical`)."""
+    return {name: _table(split, encoder, image, lexical) for name, split in limit_train(data, train_limit).splits.items()}
+
+
+def p1_lexical(data: P1Data, config: P1Config) -> LexicalReader | None:
+    """The lexical reader of the train split's texts, as ``diagnosis train`` fits it (None when ``config`` turns it
+    off)."""
+    train = data.splits["train"]
+    return fit_lexical_reader(train.texts, train.labels.tolist(), len(LABELS), LexicalConfig(enabled=config.lexical))
 
 
 def estimate_seconds(config: P1Config, n_train: int, distinct_texts: int) -> dict[str, float]:
@@ -191,8 +202,10 @@ def _image_stage(tables: dict[str, FeatureTable], config: P1Config, device: torc
 def run_p1(
     tables: dict[str, FeatureTable], config: P1Config, device: torch.device,
     fusions: Sequence[str] | None = None, on_epoch: Callable[[str, dict], None] | None = None,
+    lexical: LexicalReader | None = None,
 ) -> dict:
-    """Train and score every row of ``config.fusions`` (or ``fusions``).
+    """Train and score every row of ``config.fusions`` (or ``fusions``); the fusion rows stack ``lexical`` (the reader
+    whose log-probabilities :func:`p1_tables` put into ``tables``) on val.
 
     Returns:
         ``{"config", "prevalence", "image_stage", "results": {row: {"seconds", "epochs", "best_epoch", "modes":
@@ -226,7 +239,7 @@ def run_p1(
         train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8,
                                    image_stage=ImageStageConfig(epochs=config.image_epochs))
         started = time.perf_counter()
-        result = fit(spec, tables["train"], tables["val"], train_config, device, image_stage=stage,
+        result = fit(spec, tables["train"], tables["val"], train_config, device, image_stage=stage, lexical=lexical,
                      on_epoch=(lambda r, f=fusion: on_epoch(f, r)) if on_epoch else None)
         results[fusion] = {
             "seconds": round(time.perf_counter() - started, 1),

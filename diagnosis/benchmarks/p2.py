@@ -17,6 +17,7 @@ from diagnosis.benchmarks.p1 import LABELS, P1Config, score_modes
 from diagnosis.benchmarks.p1_data import P1Data, P1Split, rare_subsample
 from diagnosis.classify import ModelSpec, predict
 from diagnosis.features import ImagePreprocessing
+from diagnosis.features.lexical import LexicalReader
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import FeatureTable, TrainConfig, fit, rebalance_head
 from diagnosis.training.image_stage import ImageStageConfig
@@ -36,7 +37,8 @@ def _fused_metrics(model, tables: dict[str, FeatureTable], device: torch.device)
     return score_modes(lambda t: predict(model, t, device, samples=1).probabilities, tables, modes=("fused",))["fused"]
 
 
-def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.device, fusion: str = "poe") -> dict:
+def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.device, fusion: str = "poe",
+           lexical: LexicalReader | None = None) -> dict:
     """Train the four ways and score each on the (unchanged) test split, fused mode.
 
     Returns:
@@ -50,7 +52,7 @@ def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.devi
         started = time.perf_counter()
         train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, class_weights=weighted,
                                    image_stage=ImageStageConfig(epochs=config.image_epochs))
-        model = fit(spec, tables["train"], tables["val"], train_config, device).model
+        model = fit(spec, tables["train"], tables["val"], train_config, device, lexical=lexical).model
         way = "class_weights" if weighted else "plain"
         results[way] = {**_fused_metrics(model, tables, device), "seconds": round(time.perf_counter() - started, 1)}
         augmented = copy.deepcopy(model)

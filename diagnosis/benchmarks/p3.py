@@ -8,6 +8,7 @@ the same run with a TF-IDF (word 1-2-grams, sublinear tf) + logistic-regression 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -19,8 +20,9 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from diagnosis.benchmarks.p1_data import read_symptom_texts
 from diagnosis.benchmarks.text_path import benchmark_text_encoder
-from diagnosis.classify import predict
+from diagnosis.classify import DiagnosisModel, predict
 from diagnosis.features.cache import EmbeddingCache
+from diagnosis.features.lexical import LEXICAL_INPUT, LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.features.text import TextEncoder
 from diagnosis.fusion import FusionConfig
 from diagnosis.training.data import FeatureTable
@@ -43,6 +45,7 @@ class P3Config:
     text_epochs: int = TextStageConfig.epochs  # text fine-tuning epochs (0: frozen embeddings)
     train_limit: int | None = None  # train on a seeded random subset of N texts (smoke runs)
     seed: int = 0  # initialisation and order
+    lexical: bool = LexicalConfig.enabled  # the lexical reader stacked with the model on val (as `diagnosis train`)
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,12 @@ class _TextCase:
     image_path: str | None = None
 
 
-def _table(encoder: TextEncoder, split: P3Split) -> FeatureTable:
+def _table(encoder: TextEncoder, split: P3Split, lexical: LexicalReader | None = None) -> FeatureTable:
     n = len(split.texts)
-    return FeatureTable(inputs={"text": encoder.encode(split.texts)}, masks={"text": np.ones(n, dtype=bool)},
-                        labels=split.labels.astype(np.int64))  # fmt: skip
+    inputs = {"text": encoder.encode(split.texts)}
+    if lexical is not None:
+        inputs[LEXICAL_INPUT] = lexical.evidence(split.texts)
+    return FeatureTable(inputs=inputs, masks={"text": np.ones(n, dtype=bool)}, labels=split.labels.astype(np.int64))
 
 
 def _frozen_lr(encoder: TextEncoder, data: P3Data) -> dict:
@@ -155,6 +160,11 @@ def _frozen_lr(encoder: TextEncoder, data: P3Data) -> dict:
     probabilities = np.zeros((len(data.splits["test"].texts), len(data.label_names)))
     probabilities[:, best[2].classes_] = best[2].predict_proba(x["test"])
     return {"C": best[1], "val_accuracy": best[0], **multiclass_metrics(data.splits["test"].labels, probabilities)}
+
+
+def _lexical_weight(model: DiagnosisModel) -> float | None:
+    """The text pattern's stacking weight of the lexical reader (None without a reader)."""
+    return None if model.lexical is None else round(float(model.pattern_weight[1, 3]), 3)
 
 
 def run_p3(data: P3Data, config: P3Config, device: torch.device, work_dir: str | Path,
@@ -186,12 +196,19 @@ def run_p3(data: P3Data, config: P3Config, device: torch.device, work_dir: str |
     spec = plan_model([_TextCase(t, names[y]) for t, y in zip(train.texts, train.labels, strict=True)],
                       FusionConfig(fusion=config.fusion), encoder)  # fmt: skip
     spec = replace(spec, label_names=names)  # every class, also one a smoke run's subset has no training text of
-    tables = {s: _table(encoder, data.splits[s]) for s in ("train", "val", "test")}
+    lexical = fit_lexical_reader(train.texts, train.labels.tolist(), len(names), LexicalConfig(enabled=config.lexical))
+    tables = {s: _table(encoder, data.splits[s], lexical) for s in ("train", "val", "test")}
     result = fit(spec, tables["train"], tables["val"], TrainConfig(epochs=config.epochs, seed=config.seed), device,
-                 on_epoch=(lambda r: on_epoch(config.fusion, r)) if on_epoch else None)  # fmt: skip
+                 on_epoch=(lambda r: on_epoch(config.fusion, r)) if on_epoch else None, lexical=lexical)  # fmt: skip
     probabilities = predict(result.model, tables["test"], device, samples=1).probabilities
     product = {**multiclass_metrics(test.labels, probabilities), "seconds": round(time.perf_counter() - started, 1),
-               "text_stage": stage.summary() if stage else None, "fusion_best_epoch": result.best_epoch}
+               "text_stage": stage.summary() if stage else None, "fusion_best_epoch": result.best_epoch,
+               "lexical_weight": _lexical_weight(result.model)}
+    if lexical is not None:  # the same model read without its lexical reader: what the stacking adds
+        alone = copy.deepcopy(result.model)
+        alone.pattern_weight[:, 3] = 0.0
+        alone.pattern_weight[1, 0] = 1.0 / float(alone.temperature)
+        product["without_lexical"] = multiclass_metrics(test.labels, predict(alone, tables["test"], device, samples=1).probabilities)
     started = time.perf_counter()
     baseline = {**tfidf_baseline(train, val, test, len(names)), "seconds": round(time.perf_counter() - started, 1)}
     frozen = _frozen_lr(TextEncoder(device=device, cache=cache), data)

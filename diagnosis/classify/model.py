@@ -10,13 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from diagnosis.features.image import ImagePreprocessing
+from diagnosis.features.lexical import LEXICAL_INPUT, LexicalReader
 from diagnosis.features.text import TextEncoderConfig
 from diagnosis.fusion import FusionConfig, Gaussian, ModalitySpec, VAEOutput, build_fusion
 from diagnosis.fusion.config import LEGACY_IMAGE_NETWORK
 
-__all__ = ["DiagnosisModel", "Evidence", "ModelSpec", "default_pattern_weights", "withheld"]
+__all__ = ["EVIDENCE_SOURCES", "DiagnosisModel", "Evidence", "ModelSpec", "default_pattern_weights",
+           "withheld"]
 
 Tensors = Mapping[str, torch.Tensor]
+EVIDENCE_SOURCES = 4  # head on the fused latent, image stage, head on the image-alone latent, lexical reader
 
 
 @dataclass(frozen=True)
@@ -56,25 +59,29 @@ class Evidence:
         pattern: ``(B,)`` each row's pattern of present modalities (:meth:`DiagnosisModel.patterns`).
         image: ``(B, C)`` the supervised image stage's own logits (0 where there is no image or no stage).
         image_latent: ``(B, C)`` the head's logits at ``q(z | image alone)`` (0 where there is no image).
+        lexical: ``(B, C)`` the lexical reader's log-probabilities of the text (0 where there is no text or reader).
     """
 
     posterior: Gaussian
     pattern: torch.Tensor
     image: torch.Tensor
     image_latent: torch.Tensor
+    lexical: torch.Tensor
 
 
 class DiagnosisModel(nn.Module):
-    """Fusion VAE + diagnosis head on the posterior mean, combined with the image stage's evidence on validation.
+    """Fusion VAE + diagnosis head on the posterior mean, combined with the stages' own evidence on validation.
 
     The diagnosis of a row with pattern ``p`` of present modalities (:meth:`patterns`) is
-    ``softmax(w_p0 head(mu) + w_p1 image + w_p2 head(mu_image))``: the head on the fused posterior mean, the
-    supervised image stage's own logits, and the head on the image-alone posterior mean. The weights ``w_p``
-    (``pattern_weight``, ``(2^M, 3)``) are fitted on validation rows with the other modalities withheld. Without an
-    image only ``w_p0`` is used: a temperature (``1 / w_p0``). With an image, it is stacking that starts from Bayes'
+    ``softmax(w_p0 head(mu) + w_p1 image + w_p2 head(mu_image) + w_p3 lexical)``: the head on the fused posterior
+    mean, the supervised image stage's own logits, the head on the image-alone posterior mean, and the lexical
+    reader's log-probabilities of the text (:mod:`diagnosis.features.lexical`). The weights ``w_p``
+    (``pattern_weight``, ``(2^M, 4)``) are fitted on validation rows with the other modalities withheld. Without an
+    image the head is read at a temperature (``1 / w_p0``). With an image, it is stacking that starts from Bayes'
     rule: the image stage is the best reader of the image alone (the latent keeps less of it), and
     ``head(mu) - head(mu_image)`` is what the other modalities add to it, in log-odds, as the latent sees it; so the
     start is ``(1, 1, -1)`` at each source's temperature (``(0, 1, 0)`` for an image alone), and validation moves it.
+    With a text and a lexical reader, ``w_p3`` starts at 0 and validation moves it too.
 
     Buffers filled after training: ``pattern_weight``; ``image_weight`` / ``image_bias`` (the image stage's linear
     heads over the image network's features, each member's divided by its own temperature and by the member count);
@@ -86,9 +93,10 @@ class DiagnosisModel(nn.Module):
         spec: The model description.
     """
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, lexical: LexicalReader | None = None) -> None:
         super().__init__()
         self.spec = spec
+        self.lexical = lexical  # the bag-of-words reader of the text, saved beside the weights (None: not used)
         latent, classes = spec.fusion.latent_dim, len(spec.label_names)
         self.vae = build_fusion(spec.modalities, spec.fusion)
         self.head = nn.Sequential(nn.Linear(latent, 64), nn.SiLU(), nn.Dropout(0.1), nn.Linear(64, classes))
@@ -155,14 +163,18 @@ class DiagnosisModel(nn.Module):
         stage = F.linear(features["image"], self.image_weight, self.image_bias) * present \
             if present is not None and "image" in features and self.image_weight.shape[1] else zeros  # fmt: skip
         alone = self.head(posteriors[1].mu) * present if len(posteriors) > 1 else zeros
-        return Evidence(q, self.patterns(masks), stage, alone)
+        lexical = zeros
+        if self.lexical is not None and "text" in masks and LEXICAL_INPUT in inputs:
+            lexical = inputs[LEXICAL_INPUT].to(q.mu.dtype) * masks["text"].unsqueeze(-1).to(q.mu.dtype)
+        return Evidence(q, self.patterns(masks), stage, alone, lexical)
 
     def logits(self, evidence: Evidence, z: torch.Tensor | None = None) -> torch.Tensor:
         """Calibrated logits ``(..., B, C)`` of ``evidence`` with the fused latent at ``z`` (``(B, D)`` or
         ``(S, B, D)`` draws; None: the posterior mean); the other sources stay at their means."""
-        weights = self.pattern_weight[evidence.pattern].to(evidence.image.dtype)  # (B, 3)
+        weights = self.pattern_weight[evidence.pattern].to(evidence.image.dtype)  # (B, 4)
         head = self.head(evidence.posterior.mu if z is None else z)
-        return weights[:, :1] * head + weights[:, 1:2] * evidence.image + weights[:, 2:3] * evidence.image_latent
+        return (weights[:, :1] * head + weights[:, 1:2] * evidence.image + weights[:, 2:3] * evidence.image_latent
+                + weights[:, 3:4] * evidence.lexical)
 
     def probabilities(self, evidence: Evidence, z: torch.Tensor | None = None) -> torch.Tensor:
         """Calibrated class probabilities ``(..., B, C)``; see :meth:`logits`."""
@@ -199,8 +211,8 @@ class DiagnosisModel(nn.Module):
 
 
 def default_pattern_weights(modalities: int, temperatures: torch.Tensor | None = None) -> torch.Tensor:
-    """``(2^M, 3)`` weights that read the head alone, at ``temperatures`` (``(2^M,)``; None: 1)."""
-    weights = torch.zeros(2**modalities, 3)
+    """``(2^M, 4)`` weights that read the head alone, at ``temperatures`` (``(2^M,)``; None: 1)."""
+    weights = torch.zeros(2**modalities, EVIDENCE_SOURCES)
     weights[:, 0] = 1.0 if temperatures is None else 1.0 / temperatures
     return weights
 

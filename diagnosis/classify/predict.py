@@ -20,6 +20,7 @@ import torch
 from diagnosis.classify.model import DiagnosisModel
 from diagnosis.classify.uncertainty import prediction_sets
 from diagnosis.device import amp_dtype
+from diagnosis.features.lexical import LEXICAL_INPUT
 from diagnosis.training.data import FeatureTable
 
 __all__ = ["CPU_BATCH", "CUDA_BATCH", "Predictions", "forward_batch", "predict"]
@@ -132,7 +133,14 @@ def predict(
 
     Returns:
         Probabilities, latents, uncertainty and conformal sets per row.
+
+    Raises:
+        ValueError: The model reads texts with a lexical reader and the table was built without it.
     """
+    if model.lexical is not None and bool(table.masks.get("text", np.zeros(0, bool)).any()) \
+            and LEXICAL_INPUT not in table.inputs:  # fmt: skip
+        raise ValueError("this model reads texts with its lexical reader too: build the table with "
+                         "build_features(..., lexical=model.lexical)")
     started = time.perf_counter()
     device = torch.device(device)
     model.eval().to(device)

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diagnosis import __version__
-from diagnosis.classify.model import DiagnosisModel, ModelSpec, default_pattern_weights
+from diagnosis.classify.model import EVIDENCE_SOURCES, DiagnosisModel, ModelSpec, default_pattern_weights
+from diagnosis.features.lexical import LexicalReader
 
 __all__ = ["CHECKPOINT_FORMAT", "load_model", "save_model"]
 
@@ -22,6 +23,8 @@ def save_model(model: DiagnosisModel, directory: str | Path, extra: dict | None 
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "model.safetensors"))
+    if model.lexical is not None:
+        model.lexical.save(directory)
     meta = {
         "format": CHECKPOINT_FORMAT,
         "diagnosis_version": __version__,
@@ -47,7 +50,7 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Dia
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')} is not supported (expected {CHECKPOINT_FORMAT})")
-    model = DiagnosisModel(ModelSpec.from_dict(meta["spec"]))
+    model = DiagnosisModel(ModelSpec.from_dict(meta["spec"]), LexicalReader.load(directory))
     state = load_file(str(weights), device=str(device))
     _upgrade(state, model)
     model.load_state_dict(state)
@@ -58,12 +61,16 @@ def _upgrade(state: dict[str, torch.Tensor], model: DiagnosisModel) -> None:
     """Fill the calibration buffers that older checkpoints lack (in place), so that they predict as they did.
 
     Before the image stage's evidence (``image_weight`` / ``image_bias``: none) and per-pattern weights, a checkpoint
-    held one temperature per pattern (``pattern_temperature``), or one for every pattern.
+    held one temperature per pattern (``pattern_temperature``), or one for every pattern; before the lexical reader,
+    ``pattern_weight`` had no column for it (weight 0).
     """
     if "pattern_weight" not in state:
         patterns = model.pattern_weight.shape[0]
         temperatures = state.pop("pattern_temperature", state["temperature"].expand(patterns))
         weights = default_pattern_weights(len(model.spec.modalities.names), temperatures.float().cpu())
         state["pattern_weight"] = weights.to(state["temperature"].device)
+    weights = state["pattern_weight"]
+    if weights.shape[1] < EVIDENCE_SOURCES:
+        state["pattern_weight"] = torch.cat([weights, weights.new_zeros(weights.shape[0], EVIDENCE_SOURCES - weights.shape[1])], 1)
     for name in ("image_weight", "image_bias"):
         state.setdefault(name, torch.zeros_like(getattr(model, name)).to(state["temperature"].device))

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from diagnosis.features.image import ImagePreprocessing, read_preprocessed
+from diagnosis.features.lexical import LEXICAL_INPUT, LexicalReader
 from diagnosis.features.text import TextEncoder
 from diagnosis.ingest.images import ImageError
 
@@ -36,7 +37,8 @@ class FeatureTable:
     """Aligned model inputs for N cases.
 
     Attributes:
-        inputs: Modality -> float32 array (``(N, 1, *grid)`` images, ``(N, F)`` vectors); zeros where missing.
+        inputs: Modality -> float32 array (``(N, 1, *grid)`` images, ``(N, F)`` vectors); zeros where missing. With a
+            lexical reader also ``LEXICAL_INPUT``: ``(N, C)`` log-probabilities of the texts (evidence, not a modality).
         masks: Modality -> ``(N,)`` bool presence.
         labels: ``(N,)`` int class ids, ``-1`` where unknown.
         errors: Row index -> reason, for rows whose inputs could not be read (all their masks are False).
@@ -125,6 +127,7 @@ def build_features(
     *,
     workers: int = 0,
     timings: dict[str, float] | None = None,
+    lexical: LexicalReader | None = None,
 ) -> FeatureTable:
     """Read and preprocess every case's inputs.
 
@@ -138,7 +141,9 @@ def build_features(
         labels: Optional label per case; names outside ``label_names`` become ``-1``.
         label_names: Class names, index = class id.
         workers: Image-reading worker processes (0: read in this process).
-        timings: When given, seconds are added under ``read_images`` and ``embed_text``.
+        timings: When given, seconds are added under ``read_images`` and ``embed_text`` (which includes the lexical
+            reader).
+        lexical: The model's lexical reader: its log-probabilities of the texts go under ``LEXICAL_INPUT``.
 
     Returns:
         The feature table; unreadable images are recorded in ``errors`` and masked out.
@@ -164,6 +169,8 @@ def build_features(
         if rows:
             inputs["text"][rows] = vectors
             masks["text"][rows] = True
+        if lexical is not None:
+            inputs[LEXICAL_INPUT] = lexical.evidence([c.text if masks["text"][i] else None for i, c in enumerate(cases)])
         clock["embed_text"] += time.perf_counter() - started
     started = time.perf_counter()
     for read, arrays, failed in batches:

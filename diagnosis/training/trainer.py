@@ -18,6 +18,7 @@ from diagnosis.classify.uncertainty import conformal_threshold
 from diagnosis.device import amp_dtype
 from diagnosis.features.augment import ImageAugmenter
 from diagnosis.features.image import ImageFeatureNet, load_backbone_weights
+from diagnosis.features.lexical import LexicalConfig, LexicalReader
 from diagnosis.training.data import FeatureTable
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import TextStageConfig
@@ -49,12 +50,16 @@ class TrainConfig:
     image_stage: ImageStageConfig = field(default_factory=ImageStageConfig)  # supervised image encoder, trained first
     text_stage: TextStageConfig = field(default_factory=TextStageConfig)  # text fine-tuning (run by the caller, which
     # builds the text features with the fine-tuned encoder before ``fit``)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)  # the bag-of-words reader of the text (fitted by the
+    # caller, which adds its log-probabilities to the feature tables, and given to ``fit``)
 
     def __post_init__(self) -> None:
         if isinstance(self.image_stage, dict):  # from JSON
             object.__setattr__(self, "image_stage", ImageStageConfig(**self.image_stage))
         if isinstance(self.text_stage, dict):
             object.__setattr__(self, "text_stage", TextStageConfig(**self.text_stage))
+        if isinstance(self.lexical, dict):
+            object.__setattr__(self, "lexical", LexicalConfig(**self.lexical))
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -143,17 +148,19 @@ def _val_loss(model: DiagnosisModel, table: FeatureTable, device: torch.device, 
 @torch.no_grad()
 def _fit_pattern(model: DiagnosisModel, table: FeatureTable, device: torch.device,
                  pattern: tuple[str, ...] | None = None) -> torch.Tensor | None:
-    """The ``(3,)`` weights of :class:`DiagnosisModel` for one pattern of present modalities, fitted on the labelled
+    """The ``(4,)`` weights of :class:`DiagnosisModel` for one pattern of present modalities, fitted on the labelled
     validation rows that have every modality of ``pattern``, each with the other modalities withheld (None: fewer
     than 10 such rows). ``pattern`` None: the rows as they are, head only (the overall temperature).
 
-    Stacking (:func:`fit_combination`) starts from Bayes' rule with the two readers the model has: the head at its
-    own temperature (on a bounded grid) where the pattern has no image; with an image, the image stage's logits at
+    Stacking (:func:`fit_combination`) starts from Bayes' rule with the readers the model has: the head at its own
+    temperature (on a bounded grid) where the pattern has no image; with an image, the image stage's logits at
     theirs, plus, when other modalities are present too, what they add to the image as the latent sees it
-    (``head(mu) - head(mu_image)``, at the head's temperature). Validation then moves the weights; the penalty
+    (``head(mu) - head(mu_image)``, at the head's temperature). Where the pattern has a text and the model a lexical
+    reader, the reader's log-probabilities enter at weight 0. Validation then moves the weights; the penalty
     towards that start matters where validation cannot tell the sources apart (a small or saturated val set).
-    Without an image stage, or with fewer than :data:`MIN_STACKING_ROWS` such rows per diagnosis, the head alone is
-    used.
+    Without an image stage, or with fewer than :data:`MIN_STACKING_ROWS` such rows per diagnosis, the image stage is
+    left out (its epochs were chosen on these rows); the lexical reader was fitted with a fixed regularisation and
+    is stacked whenever there are 10 rows.
     """
     model.eval()
     inputs, masks, targets = table.batch(slice(None), device)
@@ -168,13 +175,17 @@ def _fit_pattern(model: DiagnosisModel, table: FeatureTable, device: torch.devic
     inverse = 1.0 / fit_temperature(head, labels)
     staged = pattern is not None and "image" in pattern and bool(model.image_weight.abs().sum() > 0) \
         and int(keep.sum()) >= MIN_STACKING_ROWS * len(model.spec.label_names)  # fmt: skip
-    if not staged:
-        return torch.tensor([inverse, 0.0, 0.0])
+    lexical = pattern is not None and "text" in pattern and model.lexical is not None \
+        and bool(evidence.lexical[keep].abs().sum() > 0)  # fmt: skip
+    if not staged and not lexical:
+        return torch.tensor([inverse, 0.0, 0.0, 0.0])
     stage = evidence.image[keep]
     others = len(pattern or ()) > 1
-    initial = torch.tensor([inverse if others else 0.0, 1.0 / fit_temperature(stage, labels), -inverse if others else 0.0])
-    free = torch.tensor([True, True, others])
-    parts = torch.stack([head, stage, evidence.image_latent[keep]], dim=1)  # (N, 3, C)
+    initial = torch.tensor([inverse if others or not staged else 0.0,
+                            1.0 / fit_temperature(stage, labels) if staged else 0.0,
+                            -inverse if others and staged else 0.0, 0.0])  # fmt: skip
+    free = torch.tensor([True, staged, others and staged, lexical])
+    parts = torch.stack([head, stage, evidence.image_latent[keep], evidence.lexical[keep]], dim=1)  # (N, 4, C)
     return fit_combination(parts, labels, initial, free).cpu()
 
 
@@ -294,6 +305,7 @@ def fit(
     device: torch.device | str = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     image_stage: ImageStage | None = None,
+    lexical: LexicalReader | None = None,
 ) -> FitResult:
     """Train a model in two stages and keep the fusion epoch with the lowest validation loss.
 
@@ -309,6 +321,8 @@ def fit(
         on_epoch: Called with each epoch's metrics (progress reporting); ``stage`` says ``image`` or ``fusion``.
         image_stage: An image stage already trained for this spec (several fusion variants can share one); None
             trains it here when the spec has an image modality.
+        lexical: The lexical reader of the texts, fitted on the training texts (:func:`with_lexical` put its
+            log-probabilities into ``train`` and ``val``); stacked at calibration and kept in the model.
 
     Returns:
         The selected, calibrated model in eval mode.
@@ -326,7 +340,7 @@ def fit(
     started = time.perf_counter()  # FitResult.seconds: the fusion stage (the image stage keeps its own)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device).manual_seed(config.seed)  # modality masking, drawn on the training device
-    model = DiagnosisModel(spec).to(device)
+    model = DiagnosisModel(spec, lexical).to(device)
     backbone, frozen = image_backbone(model), []
     if backbone is not None and image_stage is not None:
         load_stage_members(backbone, image_stage)

@@ -53,7 +53,7 @@ def _plain(model: DiagnosisModel, table: FeatureTable, samples: int = 16) -> tup
         weights = model.pattern_weight[model.patterns(masks)]
 
         def probabilities(z: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(weights[:, :1] * model.head(z) + weights[:, 1:2] * stage + weights[:, 2:] * latent, -1)
+            return torch.softmax(weights[:, :1] * model.head(z) + weights[:, 1:2] * stage + weights[:, 2:3] * latent, -1)
 
         noise = torch.randn(len(table), samples, q.mu.shape[1], generator=torch.Generator().manual_seed(0)).transpose(0, 1)
         mean = probabilities(q.mu + noise * torch.exp(0.5 * q.logvar)).mean(0)

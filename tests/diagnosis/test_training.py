@@ -87,7 +87,8 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
     for index, pattern in ((1, ("image",)), (2, ("text",)), (3, ("image", "text"))):
         sources, labels = parts(val, pattern)
         assert len(labels) >= MIN_STACKING_ROWS * 2
-        weights = model.pattern_weight[index]
+        weights = model.pattern_weight[index][:3]
+        assert float(model.pattern_weight[index][3]) == 0.0  # no lexical reader: its source is never read
         head, stage = (1 / fit_temperature(sources[:, k], labels) for k in (0, 1))  # each source's own temperature
         start = {("text",): [head, 0.0, 0.0], ("image",): [0.0, stage, 0.0],  # Bayes' rule: the image stage, plus
                  ("image", "text"): [head, stage, -head]}[pattern]  # what the text adds to the image in the latent
@@ -100,7 +101,7 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
     image_only = FeatureTable(test.inputs, {"image": test.masks["image"], "text": np.zeros(len(test), bool)}, test.labels)
     rows = np.flatnonzero(test.masks["image"])
     sources, _ = parts(image_only, ("image",))
-    expected = torch.softmax((sources * model.pattern_weight[1][None, :, None]).sum(1), -1)
+    expected = torch.softmax((sources * model.pattern_weight[1][None, :3, None]).sum(1), -1)
     assert np.allclose(predict(model, image_only, torch.device("cpu")).probabilities[rows], expected.numpy(), atol=1e-5)
     small = copy.deepcopy(model)
     calibrate(small, toy_table(60, 1), torch.device("cpu"))  # too few val rows to stack: the head alone
@@ -112,11 +113,18 @@ def test_each_pattern_of_present_modalities_gets_its_own_val_fitted_combination(
     state["pattern_temperature"] = torch.tensor([1.0, 2.0, 0.5, 1.5])
     save_file(state, str(tmp_path / "old" / "model.safetensors"))
     old = load_model(tmp_path / "old")
-    assert torch.allclose(old.pattern_weight, torch.tensor([[1.0, 0, 0], [0.5, 0, 0], [2.0, 0, 0], [1 / 1.5, 0, 0]]))
+    assert torch.allclose(old.pattern_weight, torch.tensor([[1.0, 0, 0, 0], [0.5, 0, 0, 0], [2.0, 0, 0, 0], [1 / 1.5, 0, 0, 0]]))
     with torch.no_grad():
         inputs, present, _ = image_only.batch(rows, torch.device("cpu"))
         expected = torch.softmax(old.head(old.vae.posterior(inputs, present).mu) / 2.0, -1)
     assert np.allclose(predict(old, image_only, torch.device("cpu")).probabilities[rows], expected.numpy(), atol=1e-5)
+    state = load_file(str(tmp_path / "old" / "model.safetensors"))  # written before the lexical reader: 3 sources
+    del state["pattern_temperature"]
+    state["pattern_weight"] = model.pattern_weight[:, :3].clone()
+    save_file(state, str(tmp_path / "old" / "model.safetensors"))
+    three = load_model(tmp_path / "old")
+    assert three.lexical is None and torch.equal(three.pattern_weight[:, :3], model.pattern_weight[:, :3])
+    assert float(three.pattern_weight[:, 3].abs().max()) == 0.0
 
 
 def test_fit_without_labels_is_refused(spec: ModelSpec, toy_table: ToyTable) -> None:

@@ -49,6 +49,9 @@ def test_cli_round_trip(home: Path, mixed_manifest: Path, tiny_text_model: Path)
     assert counts["rows"] == 4 and counts["rejected"] == 1
     assert json.loads(run(home, "ingest", str(mixed_manifest)))["created"] == 0  # idempotent
     assert "model version 1" in run(home, "train", "--epochs", "3", "--text-model", str(tiny_text_model), "--image-members", "1")
+    (folder,) = (home / "models").iterdir()  # the lexical reader of the texts is saved beside the weights
+    assert (folder / "lexical.json").is_file() and (folder / "lexical.safetensors").is_file()
+    assert json.loads((folder / "model.json").read_text())["train"]["lexical"]["enabled"] is True
     diagnosed = json.loads(run(home, "diagnose"))
     assert diagnosed["predicted"] >= 88 and diagnosed["failed"] == 0
     import flows.diagnose
