@@ -33,6 +33,7 @@ from diagnosis.training.trainer import TrainConfig, fit
 __all__ = ["P3Config", "P3Data", "P3Split", "load_p3", "multiclass_metrics", "run_p3", "tfidf_baseline"]
 
 SPLITS = ("train", "val", "test")
+METRICS = ("auc", "accuracy", "macro_f1")
 TFIDF_C = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # the baseline's C grid (chosen on val accuracy)
 
 
@@ -44,7 +45,7 @@ class P3Config:
     epochs: int = TrainConfig.epochs  # maximum epochs of the fusion model
     text_epochs: int = TextStageConfig.epochs  # text fine-tuning epochs (0: frozen embeddings)
     train_limit: int | None = None  # train on a seeded random subset of N texts (smoke runs)
-    seed: int = 0  # initialisation and order
+    seeds: tuple[int, ...] = (0, 1, 2)  # one product run per seed (initialisation and order); figures: their mean
     lexical: bool = LexicalConfig.enabled  # the lexical reader stacked with the model on val (as `diagnosis train`)
 
 
@@ -167,54 +168,76 @@ def _lexical_weight(model: DiagnosisModel) -> float | None:
     return None if model.lexical is None else round(float(model.pattern_weight[1, 3]), 3)
 
 
-def run_p3(data: P3Data, config: P3Config, device: torch.device, work_dir: str | Path,
-           cache: EmbeddingCache | None = None, on_epoch: Callable[[str, dict], None] | None = None) -> dict:
-    """The product's text path and the baselines on one split, scored once on test.
-
-    The product path is ``diagnosis train``'s on a text-only store: the text stage fine-tunes the transformer on the
-    train texts (selected on val), the model is planned from the training cases, the fusion model and its head are
-    fitted and temperature-scaled on val, and test probabilities come from ``predict``.
-
-    Args:
-        data: The P3 split.
-        config: Settings.
-        device: Where to train.
-        work_dir: Folder for the fine-tuned encoder.
-        cache: Embedding cache for the frozen encoder (the fine-tuned one is not cached: its folder is temporary).
-        on_epoch: Progress callback ``(part, record)``.
-
-    Returns:
-        ``{"config", "sizes", "results": {"product", "tfidf_lr", "frozen_minilm_lr"}, "differences"}``.
-    """
+def _product_run(data: P3Data, config: P3Config, seed: int, device: torch.device, work_dir: Path,
+                 cache: EmbeddingCache | None, on_epoch: Callable[[str, dict], None] | None) -> dict:
+    """The product's text path with one seed (text stage, lexical reader, fusion model), scored on test."""
     train, val, test = (data.splits[s] for s in ("train", "val", "test"))
     names = data.label_names
     started = time.perf_counter()
     encoder, stage = benchmark_text_encoder(
-        train.texts, train.labels.tolist(), val.texts, val.labels.tolist(), len(names), work_dir, config.text_epochs,
-        seed=config.seed, device=device, cache=cache, on_epoch=(lambda r: on_epoch("text stage", r)) if on_epoch else None,
+        train.texts, train.labels.tolist(), val.texts, val.labels.tolist(), len(names), work_dir / f"seed-{seed}",
+        config.text_epochs, seed=seed, device=device, cache=cache,
+        on_epoch=(lambda r: on_epoch(f"seed {seed} text stage", r)) if on_epoch else None,
     )
     spec = plan_model([_TextCase(t, names[y]) for t, y in zip(train.texts, train.labels, strict=True)],
                       FusionConfig(fusion=config.fusion), encoder)  # fmt: skip
     spec = replace(spec, label_names=names)  # every class, also one a smoke run's subset has no training text of
     lexical = fit_lexical_reader(train.texts, train.labels.tolist(), len(names), LexicalConfig(enabled=config.lexical))
     tables = {s: _table(encoder, data.splits[s], lexical) for s in ("train", "val", "test")}
-    result = fit(spec, tables["train"], tables["val"], TrainConfig(epochs=config.epochs, seed=config.seed), device,
-                 on_epoch=(lambda r: on_epoch(config.fusion, r)) if on_epoch else None, lexical=lexical)  # fmt: skip
+    result = fit(spec, tables["train"], tables["val"], TrainConfig(epochs=config.epochs, seed=seed), device,
+                 on_epoch=(lambda r: on_epoch(f"seed {seed} {config.fusion}", r)) if on_epoch else None,
+                 lexical=lexical)  # fmt: skip
     probabilities = predict(result.model, tables["test"], device, samples=1).probabilities
-    product = {**multiclass_metrics(test.labels, probabilities), "seconds": round(time.perf_counter() - started, 1),
-               "text_stage": stage.summary() if stage else None, "fusion_best_epoch": result.best_epoch,
-               "lexical_weight": _lexical_weight(result.model)}
+    run = {"seed": seed, **multiclass_metrics(test.labels, probabilities), "seconds": round(time.perf_counter() - started, 1),
+           "text_stage": stage.summary() if stage else None, "fusion_best_epoch": result.best_epoch,
+           "lexical_weight": _lexical_weight(result.model)}
     if lexical is not None:  # the same model read without its lexical reader: what the stacking adds
         alone = copy.deepcopy(result.model)
         alone.pattern_weight[:, 3] = 0.0
-        alone.pattern_weight[1, 0] = 1.0 / float(alone.temperature)
-        product["without_lexical"] = multiclass_metrics(test.labels, predict(alone, tables["test"], device, samples=1).probabilities)
+        alone.pattern_weight[1, 0] = 1.0 / float(alone.temperature)  # the text pattern's head at its temperature
+        run["without_lexical"] = multiclass_metrics(test.labels, predict(alone, tables["test"], device, samples=1).probabilities)
+    return run
+
+
+def _mean(runs: Sequence[dict]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in runs])) for k in METRICS}
+
+
+def run_p3(data: P3Data, config: P3Config, device: torch.device, work_dir: str | Path,
+           cache: EmbeddingCache | None = None, on_epoch: Callable[[str, dict], None] | None = None) -> dict:
+    """The product's text path (once per seed of ``config.seeds``) and the baselines on one split, scored on test.
+
+    The product path is ``diagnosis train``'s on a text-only store: the text stage fine-tunes the transformer on the
+    train texts (selected on val), the lexical reader is fitted on them, the model is planned from the training
+    cases, the fusion model and its head are fitted and calibrated (with the lexical reader stacked) on val, and
+    test probabilities come from ``predict``. The seed moves the text stage's order and initialisation and the
+    fusion model's; the product's figures are the mean over seeds, each run is kept.
+
+    Args:
+        data: The P3 split.
+        config: Settings.
+        device: Where to train.
+        work_dir: Folder for the fine-tuned encoders.
+        cache: Embedding cache for the frozen encoder (the fine-tuned one is not cached: its folder is temporary).
+        on_epoch: Progress callback ``(part, record)``.
+
+    Returns:
+        ``{"config", "sizes", "results": {"product", "tfidf_lr", "frozen_minilm_lr"}, "differences"}``;
+        ``product`` holds the mean metrics, the lowest accuracy, ``runs`` (one per seed) and, with the lexical
+        reader, ``without_lexical`` (the same models read without it, mean).
+    """
+    train, val, test = (data.splits[s] for s in ("train", "val", "test"))
+    runs = [_product_run(data, config, seed, device, Path(work_dir), cache, on_epoch) for seed in config.seeds]
+    product: dict = {**_mean(runs), "min_accuracy": min(r["accuracy"] for r in runs),
+                     "seconds": round(sum(r["seconds"] for r in runs), 1), "runs": runs}  # fmt: skip
+    if all("without_lexical" in r for r in runs):
+        product["without_lexical"] = _mean([r["without_lexical"] for r in runs])
     started = time.perf_counter()
-    baseline = {**tfidf_baseline(train, val, test, len(names)), "seconds": round(time.perf_counter() - started, 1)}
+    baseline = {**tfidf_baseline(train, val, test, len(data.label_names)), "seconds": round(time.perf_counter() - started, 1)}
     frozen = _frozen_lr(TextEncoder(device=device, cache=cache), data)
     return {
         "config": asdict(config),
         "sizes": {s: len(v.texts) for s, v in data.splits.items()},
         "results": {"product": product, "tfidf_lr": baseline, "frozen_minilm_lr": frozen},
-        "differences": {k: product[k] - baseline[k] for k in ("auc", "accuracy", "macro_f1")},
+        "differences": {k: product[k] - baseline[k] for k in METRICS},
     }

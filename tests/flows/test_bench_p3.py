@@ -41,14 +41,22 @@ def test_multiclass_metrics() -> None:
 def test_bench_p3_command_compares_the_product_with_the_baselines(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "p3.json"
     result = CliRunner().invoke(app, ["bench", "p3", "--data", str(shared_data), "--json", str(out), "--epochs", "2",
-                                      "--text-epochs", "1", "--train-limit", "120", "--home", str(tmp_path)],
+                                      "--text-epochs", "1", "--train-limit", "120", "--home", str(tmp_path),
+                                      "--seeds", "0,1"],
                                 catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert set(report["results"]) == {"product", "tfidf_lr", "frozen_minilm_lr"}
-    assert report["sizes"]["train"] == 120 and report["results"]["product"]["text_stage"]["epochs"] == 1
+    product = report["results"]["product"]
+    assert report["sizes"]["train"] == 120 and [r["seed"] for r in product["runs"]] == [0, 1]
+    assert all(r["text_stage"]["epochs"] == 1 for r in product["runs"])
+    assert product["accuracy"] == sum(r["accuracy"] for r in product["runs"]) / 2  # the mean over seeds
+    assert product["min_accuracy"] == min(r["accuracy"] for r in product["runs"])
+    assert all(r["lexical_weight"] is not None and "without_lexical" in r for r in product["runs"])
     for way in report["results"].values():
         assert 0.0 <= way["accuracy"] <= 1.0 and 0.0 <= way["macro_f1"] <= 1.0
     d = report["differences"]
     assert d["accuracy"] == report["results"]["product"]["accuracy"] - report["results"]["tfidf_lr"]["accuracy"]
-    assert "P3" in result.stdout and "estimate:" in result.stderr
+    assert "P3" in result.stdout and "estimate:" in result.stderr and "seed 1" in result.stdout
+    refused = CliRunner().invoke(app, ["bench", "p3", "--data", str(shared_data), "--seeds", ","])
+    assert refused.exit_code == 1 and "at least one seed" in refused.stderr
