@@ -36,6 +36,8 @@ class LexicalConfig:
     ngram_max: int = 2  # word n-grams 1..ngram_max
     c: float = 10.0  # inverse L2 regularisation of the logistic regression (P3: 0.934 test accuracy at 10, 30 and
     # 100; 0.922 at 1)
+    max_features: int = 100_000  # most frequent n-grams kept (P3 has 7.9k): bounds the saved weights (C x V floats)
+    max_texts: int = 50_000  # labelled training texts fitted at most (a seeded sample): bounds the fitting time
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -120,9 +122,11 @@ def fit_lexical_reader(texts: Sequence[str | None], labels: Sequence[int], n_cla
     from sklearn.linear_model import LogisticRegression
 
     kept = [(t, int(y)) for t, y in zip(texts, labels, strict=True) if y >= 0 and t and t.strip()]
+    if len(kept) > config.max_texts:
+        kept = [kept[i] for i in np.sort(np.random.default_rng(0).choice(len(kept), config.max_texts, replace=False))]
     if not config.enabled or len({t for t, _ in kept}) < MIN_TEXTS or len({y for _, y in kept}) < 2:
         return None
-    vectorizer = TfidfVectorizer(ngram_range=(1, config.ngram_max), sublinear_tf=True)
+    vectorizer = TfidfVectorizer(ngram_range=(1, config.ngram_max), sublinear_tf=True, max_features=config.max_features)
     try:
         x = vectorizer.fit_transform([t for t, _ in kept])
     except ValueError:  # no word survives tokenisation (e.g. texts of digits and punctuation only)

@@ -63,6 +63,8 @@ def test_reader_is_not_fitted_when_off_or_without_enough_texts() -> None:
     assert fit_lexical_reader(texts, [0] * len(texts), 3) is None  # one diagnosis
     assert fit_lexical_reader(["a", "!!", "b c", "?", "1", "2 3", "x", "- -"], [0, 1] * 4, 2) is None  # no word
     assert fit_lexical_reader([None, "", *texts], [0, 1, *labels.tolist()], 3) is not None  # empty texts skipped
+    bounded = fit_lexical_reader(texts, labels.tolist(), 3, LexicalConfig(max_features=5, max_texts=12))
+    assert bounded is not None and len(bounded.vocabulary) == 5 and bounded.weight.shape == (3, 5)
 
 
 def _table(texts: list[str], labels: np.ndarray, reader: LexicalReader | None, seed: int) -> FeatureTable:
