@@ -22,10 +22,10 @@ from diagnosis.features.lexical import LexicalConfig, LexicalReader, fit_lexical
 from diagnosis.fusion import FusionConfig
 from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
 from diagnosis.training.image_stage import ImageStageConfig
+from diagnosis.training.stage_result import epoch_figures
 from diagnosis.training.text_stage import TextStage, TextStageConfig, finetune_text_encoder
 from flows.augment import SYNTHETIC_PREFIX
 from flows.common import features_task, text_encoder
-from flows.render import epoch_figures
 from flows.tracking import recorded_run
 
 __all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "stage_epochs", "table_metrics", "train_flow"]

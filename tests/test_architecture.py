@@ -41,3 +41,27 @@ def test_dashboard_uses_only_settings_keys_and_image_reading_from_the_library() 
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("diagnosis"):
                 assert node.module in allowed, f"{path.name} imports {node.module}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every absolute module a file imports (``from a.b import c`` counts as ``a.b`` and ``a.b.c``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_command_groups_never_import_the_root_command() -> None:
+    """``flows.cli.main`` adds the groups; a group that imported it back would close an import circle."""
+    package = ROOT / "flows" / "cli"
+    groups = [p for p in sorted(package.rglob("*.py")) if p not in (package / "main.py", package / "__init__.py")]
+    assert {str(p.relative_to(package)) for p in groups} >= {"common.py", "users.py", "serve.py", "bench/__init__.py",
+                                                             "bench/store.py", "bench/models.py", "bench/perf.py"}
+    for path in groups:
+        roots = {m for m in _imported_modules(path) if m in ("flows.cli", "flows.cli.main", "flows.cli.app")}
+        assert roots == set(), f"{path.relative_to(ROOT)} imports {sorted(roots)}"
+    outside = [p.name for p in (ROOT / "flows").glob("*.py") if "typer" in imported_roots(p)]
+    assert outside == [], "command line code belongs in flows/cli/"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["StageResult"]
+__all__ = ["StageResult", "epoch_figures"]
 
 
 @dataclass
@@ -26,3 +26,10 @@ class StageResult:
         best = self.history[self.best_epoch - 1] if self.best_epoch else {}
         return {"best_epoch": self.best_epoch, "epochs": len(self.history), "seconds": round(self.seconds, 1),
                 **{k: best[k] for k in ("val_loss", "val_accuracy") if k in best}}
+
+
+def epoch_figures(record: dict) -> str:
+    """``epoch N: train loss …, val loss …, val accuracy …`` of one training epoch (the figures it has)."""
+    figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
+    member = f"member {record['member']} " if "member" in record else ""  # one network of an image-stage ensemble
+    return f"{member}epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}"

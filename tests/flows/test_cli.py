@@ -162,3 +162,18 @@ def test_every_command_has_help() -> None:
     for command in ("generate", "ingest", "import-npz", "train", "diagnose", "evaluate", "cases", "dashboard", "demo"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_dashboard_command_starts_streamlit_on_the_packaged_app_bound_to_loopback(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import subprocess
+
+    started: list[tuple[list[str], dict]] = []
+    monkeypatch.setattr(subprocess, "call", lambda command, env: started.append((command, env)) or 0)
+    result = runner.invoke(app, ["--home", str(tmp_path), "dashboard", "--port", "8599"])
+    assert result.exit_code == 0, result.output
+    ((command, env),) = started
+    server = Path(command[command.index("run") + 1])
+    assert server.name == "server.py" and server.is_file() and (server.parent / "app.py").is_file()
+    assert command[command.index("--server.address") + 1] == "127.0.0.1" and "8599" in command
+    assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
+    assert env["DIAGNOSIS_HOME"] == str(tmp_path) and "http://127.0.0.1:8599" in result.stdout

@@ -1,4 +1,4 @@
-"""Terminal rendering of metrics and case lists (rich tables)."""
+"""Terminal rendering of the commands: metrics, case lists and benchmark figures (rich tables, JSON)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,13 @@ from rich.table import Table
 
 import db
 
-__all__ = ["cases_table", "emit_report", "epoch_figures", "figures_table", "metrics_table", "print_table"]
+__all__ = ["cases_table", "emit_report", "figures_table", "metrics_table", "print_table"]
 
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.3f}"
     return str(value)
-
-
-def epoch_figures(record: dict) -> str:
-    """``epoch N: train loss …, val loss …, val accuracy …`` of one training epoch (the figures it has)."""
-    figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
-    member = f"member {record['member']} " if "member" in record else ""  # one network of an image-stage ensemble
-    return f"{member}epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}"
 
 
 def metrics_table(report: dict) -> Table:

@@ -1,4 +1,4 @@
-"""``diagnosis bench p1|p2|p3``: the protocols of ``shared/benchmarks.md`` (registered on the ``bench`` group)."""
+"""``diagnosis bench p1|p2|p3|multivae``: the protocols of ``shared/benchmarks.md`` and the MultiVae side by side."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from flows.bench_cli import app
-from flows.render import emit_report, epoch_figures
+from flows.cli.render import emit_report
 
-__all__ = ["multivae", "p1", "p1_table", "p2", "p2_table", "p3", "p3_table"]
+__all__ = ["COMMANDS", "multivae", "p1", "p1_table", "p2", "p2_table", "p3", "p3_table"]
 
 DATA = Path("../shared/data")  # the shared data folder beside a checkout
 
@@ -37,7 +36,6 @@ def p1_table(report: dict) -> Table:
     return table
 
 
-@app.command("p1")
 def p1(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p1.json"),
@@ -57,7 +55,7 @@ def p1(
     from diagnosis.benchmarks import P1Config, run_p1
     from diagnosis.benchmarks.p1 import estimate_seconds
     from diagnosis.device import resolve_device
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     chosen = {"fusions": tuple(f.strip() for f in fusion.split(",") if f.strip())} if fusion else {}
     with user_errors(ValueError):
@@ -75,6 +73,8 @@ _STARTED = [time.perf_counter()]  # the running command's start (progress lines 
 
 def _progress(part: str, record: dict) -> None:
     """One stderr line per epoch of any stage or model, with the elapsed time."""
+    from diagnosis.training.stage_result import epoch_figures  # imported late: torch loads with the benchmark only
+
     stage = f" ({record['stage']} stage)" if record.get("stage") and record["stage"] != "fusion" else ""
     elapsed = (time.perf_counter() - _STARTED[0]) / 60
     typer.echo(f"[{elapsed:5.1f} min] {part}{stage} {epoch_figures(record)}", err=True)
@@ -104,7 +104,7 @@ def _tables(data: Path, config, home: Path | None, rare: bool, device=None, esti
     from diagnosis.benchmarks.p1 import limit_train, p1_lexical
     from diagnosis.benchmarks.text_path import benchmark_text_encoder
     from diagnosis.features import ImagePreprocessing
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     _STARTED[0] = time.perf_counter()
     with user_errors(FileNotFoundError):
@@ -132,7 +132,6 @@ def p2_table(report: dict) -> Table:
     return table
 
 
-@app.command("p2")
 def p2(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p2.json"),
@@ -157,7 +156,6 @@ def p2(
     emit_report([p2_table(report)], report, json_path)
 
 
-@app.command("multivae")
 def multivae(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-multivae.json"),
@@ -173,7 +171,7 @@ def multivae(
     from diagnosis.benchmarks import P1Config
     from diagnosis.benchmarks.peer import run_peer
     from diagnosis.device import resolve_device
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     if not python.is_file() and not ours_only:
         typer.secho(f"error: no MultiVae environment at {python}; build it with `bash .ci/multivae-env`, or pass "
@@ -221,7 +219,6 @@ def p3_table(report: dict) -> Table:
     return table
 
 
-@app.command("p3")
 def p3(
     data: Annotated[Path, typer.Option(help="Folder with symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p3.json"),
@@ -237,7 +234,7 @@ def p3(
     from diagnosis.benchmarks.p3 import P3Config, load_p3, run_p3
     from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH
     from diagnosis.device import resolve_device
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     _STARTED[0] = time.perf_counter()
     with user_errors(ValueError):
@@ -253,3 +250,7 @@ def p3(
     with tempfile.TemporaryDirectory(prefix="diagnosis-bench-text-") as work:
         report = run_p3(split, config, resolve_device(device), work, cache=_cache(home), on_epoch=_progress)
     emit_report([p3_table(report)], report, json_path)
+
+
+COMMANDS = {"p1": p1, "p2": p2, "multivae": multivae, "p3": p3}
+"""``diagnosis bench`` commands of this module, by name (registered by :mod:`flows.cli.bench`)."""

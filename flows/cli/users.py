@@ -16,7 +16,7 @@ app = typer.Typer(help="Dashboard users: add, list, disable, set-role, unlock.",
 
 def _url(ctx: typer.Context) -> str:
     """The store URL from the root command's settings, migrated to the current schema."""
-    from flows.cli import migrated_store
+    from flows.cli.common import migrated_store
 
     return migrated_store(ctx.find_root())
 
@@ -31,7 +31,7 @@ def add(
 ) -> None:
     """Add a user; the password is stored as an argon2id hash."""
     import db
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     if password is None:
         if not sys.stdin.isatty():
@@ -62,7 +62,7 @@ def list_(ctx: typer.Context) -> None:
 def disable(ctx: typer.Context, username: str) -> None:
     """Disable a user: they can no longer sign in; their reviews and audit rows stay."""
     import db
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     with user_errors(LookupError), db.session_scope(_url(ctx)) as session:
         db.set_user_active(session, username, False)
@@ -73,7 +73,7 @@ def disable(ctx: typer.Context, username: str) -> None:
 def set_role(ctx: typer.Context, username: str, role: str) -> None:
     """Change a user's role (clinician or admin); open dashboard sessions apply it on their next rerun."""
     import db
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     with user_errors(LookupError, ValueError), db.session_scope(_url(ctx)) as session:
         user = db.set_user_role(session, username, role)

@@ -1,6 +1,7 @@
 """``diagnosis bench throughput|memory|train|text``: pipeline performance benchmarks (on the ``bench`` group).
 
-``bench store`` (bulk writes and dashboard reads) lives with the other store benchmarks in :mod:`flows.bench_cli`.
+``bench store`` (bulk writes and dashboard reads) lives with the other store benchmarks in
+:mod:`flows.cli.bench.store`.
 
 Each prints readable tables and writes every figure as JSON (``--json``). The data is generated; stores and homes
 live in a fresh temporary folder unless ``--work-dir`` names one.
@@ -19,10 +20,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from flows.bench_cli import app
-from flows.render import emit_report, figures_table
+from flows.cli.render import emit_report, figures_table
 
-__all__ = ["Trained", "fill_cases", "memory", "pool_embeddings", "text", "throughput", "train", "trained_store"]
+__all__ = ["COMMANDS", "Trained", "fill_cases", "memory", "pool_embeddings", "text", "throughput", "train", "trained_store"]
 
 FILL_BATCH = 5000  # cases per upsert_cases call when filling stores
 
@@ -83,7 +83,6 @@ def trained_store(root: Path, cases: int, epochs: int, text_model: Path | None, 
     return Trained(db_url=url, home=home, version=view, seconds=seconds)
 
 
-@app.command("throughput")
 def throughput(
     cases: Annotated[int, typer.Option(min=60, help="Generated cases, all diagnosed.")] = 2000,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of each training stage of the model used (diagnosis speed does not depend on them).")] = 2,
@@ -175,7 +174,6 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-@app.command("memory")
 def memory(
     sizes: Annotated[str, typer.Option(help="Comma-separated numbers of cases, one diagnose run each.")] = "1000,10000,100000",
     batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
@@ -268,7 +266,6 @@ class _FileCase:
     label: str | None
 
 
-@app.command("train")
 def train(
     cases: Annotated[int, typer.Option(min=60, help="Generated training cases.")] = 2000,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per variant (the first is reported apart).")] = 3,
@@ -322,7 +319,6 @@ def train(
     emit_report([figures_table(title, columns, lines, "s/epoch: mean over the epochs after the first")], report, json_path)
 
 
-@app.command("text")
 def text(
     data: Annotated[Path, typer.Option(help="Folder with symptom2disease.csv (its texts are embedded).")] = Path("../shared/data"),
     limit: Annotated[int, typer.Option(min=8, help="Texts embedded per run.")] = 1000,
@@ -335,7 +331,7 @@ def text(
     from diagnosis.benchmarks.p1_data import read_symptom_texts
     from diagnosis.benchmarks.perf import compare_text_runtimes
     from diagnosis.features.text import TextEncoderConfig
-    from flows.cli import user_errors
+    from flows.cli.common import user_errors
 
     path = data / "symptom2disease.csv"
     with user_errors(FileNotFoundError):
@@ -349,3 +345,7 @@ def text(
                f"mean {report['cosine']['mean']:.4f}; {_threads()} threads")
     title = f"Text transformer on the CPU — {report['texts']} texts, batch {batch_size}, median of {repeats}"
     emit_report([figures_table(title, ["runtime", "texts/s", "load s"], rows, caption)], report, json_path)
+
+
+COMMANDS = {"throughput": throughput, "memory": memory, "train": train, "text": text}
+"""``diagnosis bench`` commands of this module, by name (registered by :mod:`flows.cli.bench`)."""

@@ -24,7 +24,7 @@ def serve(
     DIAGNOSIS_DIAGNOSE_CRON) and runs them as scheduled until SIGTERM or Ctrl-C, which stop the runner, then the
     server (exit status 0).
     """
-    from flows.cli import migrated_store, user_errors
+    from flows.cli.common import migrated_store, user_errors
     from flows.prefect_server import LocalPrefectServer, ServerStartError, api_healthy
 
     migrated_store(ctx)  # also points Prefect at <home>/prefect, before Prefect is imported

@@ -1,8 +1,7 @@
-"""``diagnosis bench``: timing benchmarks of the store.
+"""``diagnosis bench dashboard|store``: timing benchmarks of the store.
 
 ``bench dashboard`` fills a fresh store and times the dashboard reads; ``bench store`` times bulk prediction writes
-on SQLite and PostgreSQL and the dashboard reads. The model benchmarks register themselves on :data:`app` from
-:mod:`flows.bench_models` and :mod:`flows.bench_perf`.
+on SQLite and PostgreSQL and the dashboard reads.
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-__all__ = ["app", "fill_store", "time_bulk_writes", "time_dashboard_queries"]
-
-app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+__all__ = ["COMMANDS", "dashboard", "fill_store", "store", "time_bulk_writes", "time_dashboard_queries"]
 
 LABELS = ("normal", "pneumonia", "covid", "effusion", "fracture", "pneumothorax")  # bench diagnoses
 LATENT_DIM = 32  # stored latent size, as the default model
@@ -139,7 +136,6 @@ def time_dashboard_queries(url: str, keys: list[str], repeat: int = 20, seed: in
     }
 
 
-@app.command("dashboard")
 def dashboard(
     cases: Annotated[int, typer.Option(min=10, help="Cases (one prediction each) in the fresh store.")] = 100_000,
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs per query.")] = 20,
@@ -229,7 +225,6 @@ def _postgres_writes(folder: Path, rows: int, batch: int) -> dict[str, float] | 
         server.cleanup()
 
 
-@app.command("store")
 def store(
     rows: Annotated[int, typer.Option(min=10, help="Predictions written in bulk.")] = 100_000,
     batch: Annotated[str, typer.Option(help="Comma-separated predictions per transaction (512: a diagnose chunk).")] = "512,5000",
@@ -240,7 +235,7 @@ def store(
 ) -> None:
     """Bulk prediction writes (rows/s) on SQLite and PostgreSQL, and the dashboard's main queries on a full store."""
     import db
-    from flows.render import emit_report, figures_table
+    from flows.cli.render import emit_report, figures_table
 
     folder = Path(tempfile.mkdtemp(prefix="diagnosis-bench-store-"))
     writes: dict[str, list[dict[str, float]]] = {"sqlite": []}
@@ -272,3 +267,7 @@ def store(
         ))
     emit_report(tables, report, json_path)
     db.dispose_engines()
+
+
+COMMANDS = {"dashboard": dashboard, "store": store}
+"""``diagnosis bench`` commands of this module, by name (registered by :mod:`flows.cli.bench`)."""

@@ -1,4 +1,5 @@
-"""The ``diagnosis`` command line: generate, ingest, import-npz, train, diagnose, evaluate, cases, dashboard, demo."""
+"""The ``diagnosis`` root command and the pipeline commands: generate, ingest, import-npz, train, diagnose, evaluate,
+cases, dashboard, demo; the groups ``users``, ``bench`` and ``serve`` are added from their modules."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -16,13 +16,14 @@ from typing import Annotated
 import typer
 
 from diagnosis.settings import DATABASE_URL_ENV, HOME_ENV, Settings
-from flows import bench_cli, bench_models, bench_perf, serve_cli, users_cli  # noqa: F401 - bench_* register `bench …`
+from flows.cli import bench, serve, users
+from flows.cli.common import command_settings, invoked_as, migrated_store, user_errors
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help="Multimodal medical diagnosis workflows.", no_args_is_help=True, add_completion=False)
-app.add_typer(users_cli.app, name="users")
-app.add_typer(bench_cli.app, name="bench")
+app.add_typer(users.app, name="users")
+app.add_typer(bench.app, name="bench")
 
 
 class Selection(str, Enum):
@@ -30,53 +31,6 @@ class Selection(str, Enum):
 
     pending = "pending"
     all = "all"
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.obj
-    from flows.environment import configure_logging, configure_prefect
-
-    configure_prefect(settings)
-    configure_logging(verbose=bool(os.environ.get("DIAGNOSIS_VERBOSE")))
-    return settings
-
-
-@contextmanager
-def user_errors(*kinds: type[BaseException], code: int = 1) -> Iterator[None]:
-    """Turn the listed errors into a red ``error: …`` line on stderr and exit ``code`` (no traceback).
-
-    ``LookupError`` keeps its message unquoted (``KeyError`` would repr it).
-    """
-    try:
-        yield
-    except kinds as error:
-        message = error.args[0] if isinstance(error, LookupError) and error.args else error
-        typer.secho(f"error: {message}", fg="red", err=True)
-        raise typer.Exit(code) from error
-
-
-def invoked_as() -> str:
-    """How to run this command again: ``diagnosis`` when that name finds this program on the PATH, else the path
-    the user ran (e.g. ``.venv/bin/diagnosis``), so printed hints work as typed."""
-    import shutil
-
-    ran = Path(sys.argv[0])
-    found = shutil.which("diagnosis")
-    if ran.name != "diagnosis" or (found is not None and Path(found).resolve() == ran.resolve()):
-        return "diagnosis"
-    try:
-        return str(ran.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(ran)
-
-
-def migrated_store(ctx: typer.Context) -> str:
-    """Settings as in :func:`_settings`, and the store migrated to the current schema; returns its URL."""
-    settings = _settings(ctx)
-    import db
-
-    db.migrate(settings.db_url)
-    return settings.db_url
 
 
 @app.callback()
@@ -119,7 +73,7 @@ def ingest(
     Prints the counts and problems as JSON on stdout and a readable summary of every rejected row and conflict on
     stderr. Exit status: 0, 2 when the manifest itself is unreadable, 1 with --strict and any problem.
     """
-    settings = _settings(ctx)
+    settings = command_settings(ctx)
     from diagnosis.ingest import ManifestError, PrivacyError
     from flows.ingest import ingest_flow, ingest_summary
 
@@ -183,7 +137,7 @@ def train(
     augmentation, then the fusion VAE and the diagnosis head are trained on top; every stage selects on val. A
     bag-of-words reader of the texts is fitted on the training texts and stacked with the model on val.
     """
-    settings = _settings(ctx)
+    settings = command_settings(ctx)
     from flows.train import train_flow
 
     options = _json_file(preprocessing)
@@ -239,7 +193,7 @@ def diagnose(
     dataset: Annotated[str | None, typer.Option(help="Only cases of these data sets (comma-separated; default: all).")] = None,
 ) -> None:
     """Predict every eligible case and store the results (JSON counts and per-stage seconds on stdout)."""
-    settings = _settings(ctx)
+    settings = command_settings(ctx)
     chosen = [d.strip() for d in dataset.split(",") if d.strip()] if dataset else None
     if pending and task_runner == TaskRunner.local and not _has_pending(settings.db_url, model, chosen):
         typer.echo(json.dumps({"predicted": 0, "failed": 0, "skipped": 0, "seconds": {"total": 0.0}}))
@@ -277,7 +231,7 @@ def augment(
     seed: Annotated[int | None, typer.Option(help="Fix the draw (default: fresh samples each call).")] = None,
 ) -> None:
     """Generate class-conditional synthetic cases (decoded image + nearest real symptom text), flagged synthetic."""
-    settings = _settings(ctx)
+    settings = command_settings(ctx)
     from flows.augment import augment_flow
 
     with user_errors(LookupError, ValueError):
@@ -292,7 +246,7 @@ def reconstruct(
     model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
 ) -> None:
     """Decode a case's reconstruction and cross-modal views (text -> image, image -> nearest texts) for the dashboard."""
-    settings = _settings(ctx)
+    settings = command_settings(ctx)
     from flows.reconstruct import reconstruct_flow
 
     with user_errors(LookupError):
@@ -310,7 +264,7 @@ def evaluate(
     """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
     db_url = migrated_store(ctx)
     from flows.scoring import evaluate_model  # no Prefect import: evaluate runs no flow
-    from flows.render import metrics_table, print_table
+    from flows.cli.render import metrics_table, print_table
 
     with user_errors(LookupError):
         report = evaluate_model(db_url, model, None if split == "all" else split)
@@ -330,7 +284,7 @@ def cases(
     """List cases with status, reason, label, split, modalities and predictions (the first 200 unless --limit)."""
     db_url = migrated_store(ctx)
     import db
-    from flows.render import cases_table, print_table
+    from flows.cli.render import cases_table, print_table
 
     with db.session_scope(db_url) as session:
         rows = db.list_cases(session, status=status, split=split, limit=limit or None)
@@ -348,7 +302,12 @@ def cases(
 def dashboard(ctx: typer.Context, port: Annotated[int, typer.Option()] = 8501) -> None:
     """Start the Streamlit dashboard on 127.0.0.1."""
     settings: Settings = ctx.obj
-    app_path = Path(__file__).resolve().parent.parent / "dashboard" / "server.py"  # app.py + the session-cookie routes
+    import importlib.util
+
+    package = importlib.util.find_spec("dashboard")  # found, not imported: Streamlit loads in its own process
+    if package is None or not package.submodule_search_locations:
+        raise typer.BadParameter("the dashboard package is not installed beside the command line")
+    app_path = Path(list(package.submodule_search_locations)[0]) / "server.py"  # app.py + the session-cookie routes
     env = {**os.environ, HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.db_url}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -366,9 +325,9 @@ def demo(
     seed: int = 0,
 ) -> None:
     """Generate -> ingest -> train -> diagnose -> evaluate through the Prefect flows."""
-    settings = _settings(ctx)
+    settings = command_settings(ctx)
     from flows.demo import demo_flow
-    from flows.render import metrics_table, print_table
+    from flows.cli.render import metrics_table, print_table
 
     report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
     print_table(metrics_table(report))
@@ -384,7 +343,7 @@ def demo(
                f"\n      {command} dashboard   (then open http://127.0.0.1:8501 and sign in)")
 
 
-app.command("serve")(serve_cli.serve)  # listed last: the long-running entry point of operations
+app.command("serve")(serve.serve)  # listed last: the long-running entry point of operations
 
 
 def main() -> None:
