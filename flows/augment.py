@@ -14,43 +14,15 @@ from prefect.cache_policies import NO_CACHE
 import db
 from diagnosis.device import resolve_device
 from diagnosis.generation import GeneratedSamples, cross_modal_coherence, nearest_rows, sample_class
-from diagnosis.ingest.images import file_sha256
-from diagnosis.synthetic import write_image
 from diagnosis.training import load_model
-from flows.common import text_encoder
-from flows.diagnose import resolve_model
+from flows.common import real_texts, resolve_model, save_decoded_image, text_encoder
 from flows.tracking import recorded_run
 
-__all__ = ["SYNTHETIC_PREFIX", "augment_flow", "real_texts", "save_decoded_image"]
+__all__ = ["SYNTHETIC_PREFIX", "augment_flow"]
 
 SYNTHETIC_PREFIX = "AUG-"  # case ids of generated cases start with this
 
 logger = logging.getLogger("flows")
-
-
-def save_decoded_image(pixels: np.ndarray, path: Path) -> db.ImageIn:
-    """Write one decoded ``(1, *grid)`` image in [0, 1] as PNG (2D) or NIfTI (3D)."""
-    grid = pixels[0]
-    if grid.ndim == 2:  # MONAI's PIL reader transposes on load: store the transpose so a re-read matches the model
-        path = path.with_suffix(".png")
-        write_image(np.ascontiguousarray((grid.T * 255).round().astype(np.uint8)), path)
-    else:
-        path = path.with_suffix(".nii.gz")
-        write_image((grid * 1000).round().astype(np.int16), path)
-    fmt = "png" if grid.ndim == 2 else "nifti"
-    return db.ImageIn(path=str(path), sha256=file_sha256(path), format=fmt, shape=tuple(grid.shape), spacing=None)
-
-
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def real_texts(db_url: str) -> tuple[list[str], list[str]]:
-    """Real (non-synthetic) labelled symptom texts of the training split, with their labels."""
-    texts, labels = [], []
-    with db.session_scope(db_url) as session:
-        for batch in db.iter_case_inputs(session, splits=["train"], labelled_only=True):
-            for case in batch:
-                if case.text:
-                    texts.append(case.text), labels.append(case.label or "")
-    return texts, labels
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])

@@ -1,9 +1,12 @@
-"""Helpers shared by the flows: building text encoders and feature tables for store cases."""
+"""Helpers shared by the flows: the model version a command names, text encoders and feature tables for store
+cases, the real training texts, and the one writer of decoded images (augment and reconstruct)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -12,9 +15,11 @@ import db
 from diagnosis.classify import ModelSpec
 from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
 from diagnosis.features.lexical import LexicalReader
+from diagnosis.ingest.images import file_sha256
+from diagnosis.synthetic import write_image
 from diagnosis.training import FeatureTable, build_features
 
-__all__ = ["features_task", "text_encoder"]
+__all__ = ["features_task", "real_texts", "resolve_model", "save_decoded_image", "text_encoder"]
 
 
 def text_encoder(
@@ -32,3 +37,34 @@ def features_task(cases: Sequence[db.CaseInput], spec: ModelSpec, encoder: TextE
     """Read images and embed texts of a batch of store cases for ``spec`` (with the model's lexical reader, if any)."""
     return build_features(cases, spec.modalities.image, encoder, [c.label for c in cases], spec.label_names,
                           lexical=lexical)
+
+
+def resolve_model(db_url: str, ref: str) -> db.ModelVersionView:
+    """Look up ``latest`` or a model version id."""
+    with db.session_scope(db_url) as session:
+        return db.get_model_version(session, ref)
+
+
+def save_decoded_image(pixels: np.ndarray, path: Path) -> db.ImageIn:
+    """Write one decoded ``(1, *grid)`` image in [0, 1] as PNG (2D) or NIfTI (3D)."""
+    grid = pixels[0]
+    if grid.ndim == 2:  # MONAI's PIL reader transposes on load: store the transpose so a re-read matches the model
+        path = path.with_suffix(".png")
+        write_image(np.ascontiguousarray((grid.T * 255).round().astype(np.uint8)), path)
+    else:
+        path = path.with_suffix(".nii.gz")
+        write_image((grid * 1000).round().astype(np.int16), path)
+    fmt = "png" if grid.ndim == 2 else "nifti"
+    return db.ImageIn(path=str(path), sha256=file_sha256(path), format=fmt, shape=tuple(grid.shape), spacing=None)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def real_texts(db_url: str) -> tuple[list[str], list[str]]:
+    """Real (non-synthetic) labelled symptom texts of the training split, with their labels."""
+    texts, labels = [], []
+    with db.session_scope(db_url) as session:
+        for batch in db.iter_case_inputs(session, splits=["train"], labelled_only=True):
+            for case in batch:
+                if case.text:
+                    texts.append(case.text), labels.append(case.label or "")
+    return texts, labels

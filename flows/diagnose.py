@@ -36,7 +36,7 @@ from diagnosis.classify import DiagnosisModel, Predictions, predict
 from diagnosis.device import resolve_device
 from diagnosis.features import TextEncoder
 from diagnosis.training import FeatureTable, build_features, load_model
-from flows.common import text_encoder
+from flows.common import resolve_model, text_encoder
 from flows.tracking import recorded_run
 
 __all__ = ["STAGES", "TASK_RUNNERS", "ChunkJob", "ChunkResult", "ReadAhead", "diagnose_chunk", "diagnose_flow", "read_ahead"]
@@ -221,12 +221,6 @@ def diagnose_chunk(case_ids: list[int], job: ChunkJob, ahead: ReadAhead | None =
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def resolve_model(db_url: str, ref: str) -> db.ModelVersionView:
-    """Look up ``latest`` or a model version id."""
-    with db.session_scope(db_url) as session:
-        return db.get_model_version(session, ref)
-
-
 def _pages(db_url: str, model_version_id: int, pending: bool, size: int,
            datasets: list[str | None] | None = None) -> Iterator[list[int]]:
     """Keyset pages of the ids to diagnose (ids only; each page is one short query)."""

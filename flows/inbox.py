@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 import db
 from diagnosis.ingest import ManifestError, PrivacyError
+from diagnosis.ingest.images import file_sha256
 from flows.ingest import ingest_flow
 from flows.tracking import recorded_run
 
@@ -21,15 +21,6 @@ logger = logging.getLogger("flows")
 
 MANIFEST_PATTERN = "*.csv"  # every CSV under the inbox, at any depth, is a manifest
 _MANIFEST_ERRORS = (ManifestError, PrivacyError, OSError, ValueError)  # the file's fault: record it, go on
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])

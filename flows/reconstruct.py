@@ -17,9 +17,7 @@ from diagnosis.device import resolve_device
 from diagnosis.generation import case_views, nearest_rows
 from diagnosis.settings import Settings
 from diagnosis.training import build_features, load_model
-from flows.augment import real_texts, save_decoded_image
-from flows.common import text_encoder
-from flows.diagnose import resolve_model
+from flows.common import real_texts, resolve_model, save_decoded_image, text_encoder
 from flows.tracking import recorded_run
 
 __all__ = ["reconstruct_flow"]

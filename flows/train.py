@@ -24,7 +24,6 @@ from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_m
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.stage_result import epoch_figures
 from diagnosis.training.text_stage import TextStage, TextStageConfig, finetune_text_encoder
-from flows.augment import SYNTHETIC_PREFIX
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
 
@@ -244,7 +243,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)  # no half-written model folder (a fine-tuned encoder) left
             raise
-        run.add(train=len(splits["train"]), synthetic=sum(c.case_key.startswith(SYNTHETIC_PREFIX) for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
+        run.add(train=len(splits["train"]), synthetic=sum(c.is_synthetic for c in splits["train"]), val=len(splits["val"]), test=len(splits["test"]), epochs=len(result.history))
         logger.info("registered model version %d (val accuracy %.3f)", run.model_version_id,
                     metrics.get("val", {}).get("accuracy", np.nan))
         return run.model_version_id
