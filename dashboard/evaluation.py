@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 import db
+from diagnosis.evaluation.metrics import ECE_BINS, reliability_bins
 
 __all__ = ["calibration_frame", "confusion_frame", "pca_2d", "recall_from_confusion", "version_metrics_frame"]
 
@@ -30,17 +31,14 @@ def recall_from_confusion(matrix: pd.DataFrame) -> pd.Series:
     return (hits / totals.where(totals > 0)).rename("recall")
 
 
-def calibration_frame(rows: Sequence[db.EvalRow], bins: int = 10) -> pd.DataFrame:
-    """Reliability curve: per confidence bin, mean confidence, accuracy and case count (empty bins dropped)."""
+def calibration_frame(rows: Sequence[db.EvalRow], bins: int = ECE_BINS) -> pd.DataFrame:
+    """Reliability curve: per confidence bin, mean confidence, accuracy and case count (empty bins dropped); the
+    bins of the ECE that ``evaluate`` reports (:func:`diagnosis.evaluation.metrics.reliability_bins`)."""
     if not rows:
         return pd.DataFrame(columns=["confidence", "accuracy", "cases"])
     confidence = np.array([max(r.probabilities.values()) for r in rows])  # (N,)
     correct = np.array([max(r.probabilities, key=r.probabilities.__getitem__) == r.label for r in rows], dtype=float)
-    index = np.minimum((confidence * bins).astype(int), bins - 1)  # (N,) bin of each case
-    frame = pd.DataFrame({"bin": index, "confidence": confidence, "accuracy": correct})
-    grouped = frame.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
-                                       cases=("accuracy", "size"))  # fmt: skip
-    return grouped.reset_index(drop=True)
+    return pd.DataFrame(reliability_bins(confidence, correct, bins), columns=["confidence", "accuracy", "cases"])
 
 
 def pca_2d(latents: np.ndarray) -> np.ndarray:

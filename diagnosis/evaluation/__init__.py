@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from diagnosis.evaluation.metrics import classification_metrics, expected_calibration_error
+from diagnosis.evaluation.metrics import ECE_BINS, classification_metrics, expected_calibration_error, reliability_bins
 
-__all__ = ["classification_metrics", "expected_calibration_error"]
+__all__ = ["ECE_BINS", "classification_metrics", "expected_calibration_error", "reliability_bins"]

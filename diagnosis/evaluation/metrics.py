@@ -6,11 +6,31 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "expected_calibration_error"]
+__all__ = ["ECE_BINS", "classification_metrics", "expected_calibration_error", "reliability_bins"]
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width bins: the sample-weighted gap between confidence and accuracy.
+ECE_BINS = 15  # equal-width confidence bins of the ECE and of the dashboard's reliability curve
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> list[tuple[float, float, int]]:
+    """``(mean confidence, accuracy, cases)`` of each non-empty equal-width bin on [0, 1], in order.
+
+    Bin ``b`` holds confidences in ``(b / bins, (b + 1) / bins]`` (0 falls in the first). The ECE and the
+    dashboard's reliability curve both read these bins.
+
+    Examples:
+        >>> reliability_bins(np.array([0.1, 0.9, 0.95]), np.array([0, 1, 0]), bins=2)
+        [(0.1, 0.0, 1), (0.925, 0.5, 2)]
+    """
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    return [(float(confidence[which == b].mean()), float(correct[which == b].mean()), int((which == b).sum()))
+            for b in range(bins) if (which == b).any()]  # fmt: skip
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE with equal-width bins (:func:`reliability_bins`): the sample-weighted gap between confidence and accuracy.
 
     Args:
         confidence: ``(N,)`` predicted probability of the event.
@@ -19,14 +39,8 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     """
     if len(confidence) == 0:
         return float("nan")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(float(correct[in_bin].mean()) - float(confidence[in_bin].mean()))
-    return float(ece)
+    return float(sum(n * abs(accuracy - mean) for mean, accuracy, n in reliability_bins(confidence, correct, bins))
+                 / len(confidence))  # fmt: skip
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

@@ -52,3 +52,23 @@ def test_history_frame_lists_model_and_modalities() -> None:
     assert frame["probability"].tolist() == [0.9, 0.6]
     assert frame["modalities"].tolist() == ["image + text", "text"]
     assert tables.probabilities_frame(predictions[1])["diagnosis"].tolist() == ["b", "a"]
+
+
+def test_the_reliability_curve_has_the_bins_of_the_reported_ece() -> None:
+    from dashboard.evaluation import calibration_frame
+    from diagnosis.evaluation import ECE_BINS, classification_metrics, reliability_bins
+
+    rng = np.random.default_rng(0)
+    names = ("normal", "pneumonia")
+    p = rng.uniform(0.0, 1.0, 300)
+    rows = [db.EvalRow(f"c{i}", names[int(rng.random() < q)], {"normal": 1 - q, "pneumonia": q}) for i, q in enumerate(p)]
+    rows.append(db.EvalRow("edge", "normal", {"normal": 1.0, "pneumonia": 0.0}))  # confidence 1.0: the last bin
+    curve = calibration_frame(rows)
+    assert list(curve.columns) == ["confidence", "accuracy", "cases"] and int(curve["cases"].sum()) == len(rows)
+    assert 1 < len(curve) <= ECE_BINS and curve["confidence"].is_monotonic_increasing
+    ece_from_curve = float((curve["cases"] * (curve["accuracy"] - curve["confidence"]).abs()).sum() / len(rows))
+    probabilities = np.array([[r.probabilities[n] for n in names] for r in rows])
+    labels = np.array([names.index(r.label) for r in rows])
+    assert ece_from_curve == pytest.approx(classification_metrics(labels, probabilities, names)["ece"])  # one binning
+    assert reliability_bins(np.array([0.1, 0.9, 0.95]), np.array([0, 1, 0]), bins=2) == [(0.1, 0.0, 1), (0.925, 0.5, 2)]
+    assert calibration_frame([]).empty
