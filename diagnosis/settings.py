@@ -101,6 +101,11 @@ class Settings:
         return self.home / "cache"
 
     @property
+    def text_cache_file(self) -> Path:
+        """The SQLite file of cached text embeddings (keyed by encoder and text)."""
+        return self.cache_dir / "text_embeddings.sqlite"
+
+    @property
     def prefect_home(self) -> Path:
         """Isolated Prefect home, so runs never touch a user's global Prefect profile."""
         return self.home / "prefect"

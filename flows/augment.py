@@ -57,7 +57,7 @@ def augment_flow(db_url: str, home: str, label: str, n: int, model: str = "lates
         samples = sample_class(net, label, n, seed=secrets.randbits(31) if seed is None else seed)
         texts: list[str | None] = [None] * n
         coherence = float("nan")
-        encoder = text_encoder(net.spec.text, Path(home) / "cache")
+        encoder = text_encoder(net.spec.text, home)
         if "text" in samples.outputs and encoder is not None:
             bank, bank_labels = real_texts(db_url)
             if bank:

@@ -16,6 +16,7 @@ from diagnosis.classify import ModelSpec
 from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
 from diagnosis.features.lexical import LexicalReader
 from diagnosis.ingest.images import file_sha256
+from diagnosis.settings import Settings
 from diagnosis.synthetic import write_image
 from diagnosis.training import FeatureTable, build_features
 
@@ -23,12 +24,13 @@ __all__ = ["features_task", "real_texts", "resolve_model", "save_decoded_image",
 
 
 def text_encoder(
-    config: TextEncoderConfig | None, cache_dir: Path, device: str = "cpu", amp: bool | None = None
+    config: TextEncoderConfig | None, home: str | Path, device: str = "cpu", amp: bool | None = None
 ) -> TextEncoder | None:
-    """A cached text encoder for ``config`` (None without a text modality); ``amp`` as in :class:`TextEncoder`."""
+    """A text encoder for ``config`` caching in ``home``'s embedding cache (None without a text modality); ``amp``
+    as in :class:`TextEncoder`."""
     if config is None:
         return None
-    return TextEncoder(config, device=device, cache=EmbeddingCache(cache_dir / "text_embeddings.sqlite"), amp=amp)
+    return TextEncoder(config, device=device, cache=EmbeddingCache(Settings(home=Path(home)).text_cache_file), amp=amp)
 
 
 @task(cache_policy=NO_CACHE)

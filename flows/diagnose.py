@@ -109,7 +109,7 @@ def _model_and_encoder(job: ChunkJob) -> tuple[DiagnosisModel, TextEncoder | Non
         if key not in _loaded:
             device = resolve_device(job.device)
             net = load_model(job.checkpoint_path, device)
-            _loaded[key] = (net, text_encoder(net.spec.text, Path(job.home) / "cache", device=str(device), amp=job.amp))
+            _loaded[key] = (net, text_encoder(net.spec.text, job.home, device=str(device), amp=job.amp))
         return _loaded[key]
 
 

@@ -42,7 +42,7 @@ def reconstruct_flow(db_url: str, home: str, case_key: str, model: str = "latest
             raise LookupError(f"case {case_key!r} not found; list cases with `diagnosis cases`")
         target_device = resolve_device(device)
         net = load_model(version.checkpoint_path, target_device)
-        encoder = text_encoder(net.spec.text, Path(home) / "cache")
+        encoder = text_encoder(net.spec.text, home)
         case = SimpleNamespace(image_path=detail.image_path, text=detail.text)
         table = build_features([case], net.spec.modalities.image, encoder, lexical=net.lexical)
         views = case_views(net, table, 0, target_device)

@@ -87,7 +87,7 @@ def model_version(db_url: str, version_id: int) -> db.ModelVersionView:
 def val_scores(version: db.ModelVersionView, cases: list[db.CaseInput], home: str, device: str) -> ValScores:
     """Predictions of a registered model on the val cases."""
     net = load_model(version.checkpoint_path, resolve_device(device))
-    table = features_task(cases, net.spec, text_encoder(net.spec.text, Path(home) / "cache"), net.lexical)
+    table = features_task(cases, net.spec, text_encoder(net.spec.text, home), net.lexical)
     preds = predict(net, table, resolve_device(device))
     names = tuple(net.spec.label_names)
     labels = [c.label if c.label in names else None for c in cases]

@@ -20,6 +20,7 @@ from diagnosis.evaluation import classification_metrics
 from diagnosis.features import TextEncoderConfig
 from diagnosis.features.lexical import LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FusionConfig
+from diagnosis.settings import Settings
 from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.stage_result import epoch_figures
@@ -220,8 +221,8 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
     with recorded_run(db_url, "train") as run:
         chosen = choose_datasets(db_url, datasets)
         splits = load_labelled_cases(db_url, augment, chosen)
-        cache, on = home_path / "cache", str(resolve_device(device))
-        encoder = text_encoder(TextEncoderConfig(model_path=text_model), cache, device=on)
+        on = str(resolve_device(device))
+        encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path, device=on)
         spec = plan_model(splits["train"], FusionConfig(fusion=fusion, image_members=image_members,
                                                         subset_sampling=subset_sampling), encoder,
                           image_options=preprocessing)
@@ -229,11 +230,11 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         config = TrainConfig(epochs=epochs, seed=seed, image_weights=image_weights, batch_size=batch_size, lr=lr,
                              class_weights=class_weights, image_stage=image_stage,
                              text_stage=TextStageConfig(epochs=text_epochs), lexical=LexicalConfig(enabled=lexical))
-        stamp, directory = model_directory(home_path / "models", fusion)
+        stamp, directory = model_directory(Settings(home=home_path).models_dir, fusion)
         try:
             text = text_stage_task(spec, splits, config, directory / "text-encoder", device) if spec.text else None
             if text is not None:  # the fine-tuned encoder embeds every split, and diagnosis later
-                spec, encoder = replace(spec, text=text.encoder), text_encoder(text.encoder, cache, device=on)
+                spec, encoder = replace(spec, text=text.encoder), text_encoder(text.encoder, home_path, device=on)
             reader = lexical_task(spec, splits["train"], config) if spec.text else None
             tables = {s: features_task(cases, spec, encoder, reader) for s, cases in splits.items() if cases}
             result = fit_task(spec, tables["train"], tables.get("val"), config, device, reader)

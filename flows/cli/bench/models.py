@@ -86,7 +86,7 @@ def _cache(home: Path | None):  # noqa: ANN202
     from diagnosis.settings import Settings
 
     settings = Settings.from_env(home or os.environ.get("DIAGNOSIS_HOME"))
-    return EmbeddingCache(settings.cache_dir / "text_embeddings.sqlite")
+    return EmbeddingCache(settings.text_cache_file)
 
 
 def _announce(parts: dict[str, float]) -> None:

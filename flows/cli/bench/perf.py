@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from diagnosis.settings import Settings
 from flows.cli.render import emit_report, figures_table
 
 __all__ = ["COMMANDS", "Trained", "fill_cases", "memory", "pool_embeddings", "text", "throughput", "train", "trained_store"]
@@ -37,7 +38,6 @@ def _work_dir(folder: Path | None) -> Path:
 
     Call it before anything imports Prefect (Prefect reads its settings once).
     """
-    from diagnosis.settings import Settings
     from flows.environment import configure_prefect
 
     root = (folder or Path(tempfile.mkdtemp(prefix="diagnosis-bench-"))).resolve()
@@ -126,7 +126,7 @@ def throughput(
         if table is None:
             with db.session_scope(trained.db_url) as session:
                 stored = [case for chunk in db.iter_case_inputs(session, batch_size=5000) for case in chunk]
-            cache = text_encoder(net.spec.text, root / "diagnose-home-0" / "cache", str(torch_device), amp)  # its keys
+            cache = text_encoder(net.spec.text, root / "diagnose-home-0", str(torch_device), amp)  # its keys
             table = build_features(stored, net.spec.modalities.image, cache, workers=workers, lexical=net.lexical)
             texts = list(dict.fromkeys(c.text for c in stored if c.text and c.text.strip()))
         pairs.append((cold, raw_forward(net, table, texts, net.spec.text, torch_device, amp=amp)))
@@ -225,7 +225,7 @@ def pool_embeddings(trained: Trained, texts: list[str]) -> dict[str, Any]:
     from flows.common import text_encoder
 
     spec = load_model(trained.version.checkpoint_path).spec
-    encoder = text_encoder(spec.text, trained.home / "cache")
+    encoder = text_encoder(spec.text, trained.home)
     if encoder is None:
         return {}
     unique = list(dict.fromkeys(texts))
@@ -241,7 +241,7 @@ def fill_cases(home: Path, version: Any, pool: list[Any], n: int, vectors: dict[
     url = db.default_sqlite_url(home)
     db.migrate(url)
     if vectors:
-        EmbeddingCache(home / "cache" / "text_embeddings.sqlite").put_many(vectors)
+        EmbeddingCache(Settings(home=home).text_cache_file).put_many(vectors)
     with db.session_scope(url) as session:
         model = db.register_model_version(session, name=version.name, fusion=version.fusion, config=version.config,
                                           label_names=version.label_names, metrics=version.metrics,
@@ -296,7 +296,7 @@ def train(
                 for r in csv.DictReader(handle)]  # fmt: skip
     torch_device = resolve_device(device)
     encoder = TextEncoder(TextEncoderConfig(model_path=str(text_model) if text_model else None), device=torch_device,
-                          cache=EmbeddingCache(root / "cache" / "text_embeddings.sqlite"))  # fmt: skip
+                          cache=EmbeddingCache(Settings(home=root).text_cache_file))  # fmt: skip
     spec = plan_model(rows, FusionConfig(), encoder, image_size=32)  # the 32-px grid its README figures were measured on
     start = time.perf_counter()
     table = build_features(rows, spec.modalities.image, encoder, [r.label for r in rows], spec.label_names, workers=workers)
