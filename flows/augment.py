@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 import db
 from diagnosis.device import resolve_device
 from diagnosis.generation import GeneratedSamples, cross_modal_coherence, nearest_rows, sample_class
-from diagnosis.training import load_model
+from diagnosis.classify import load_model
 from flows.common import real_texts, resolve_model, save_decoded_image, text_encoder
 from flows.tracking import recorded_run
 

@@ -13,12 +13,11 @@ from prefect.cache_policies import NO_CACHE
 
 import db
 from diagnosis.classify import ModelSpec
-from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
+from diagnosis.features import EmbeddingCache, FeatureTable, TextEncoder, TextEncoderConfig, build_features
 from diagnosis.features.lexical import LexicalReader
 from diagnosis.ingest.images import file_sha256
 from diagnosis.settings import Settings
 from diagnosis.synthetic import write_image
-from diagnosis.training import FeatureTable, build_features
 
 __all__ = ["features_task", "real_texts", "resolve_model", "save_decoded_image", "text_encoder"]
 

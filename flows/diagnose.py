@@ -32,10 +32,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import db
-from diagnosis.classify import DiagnosisModel, Predictions, predict
+from diagnosis.classify import DiagnosisModel, Predictions, load_model, predict
 from diagnosis.device import resolve_device
-from diagnosis.features import TextEncoder
-from diagnosis.training import FeatureTable, build_features, load_model
+from diagnosis.features import FeatureTable, TextEncoder, build_features
 from flows.common import resolve_model, text_encoder
 from flows.tracking import recorded_run
 

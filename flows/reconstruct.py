@@ -16,7 +16,8 @@ import db
 from diagnosis.device import resolve_device
 from diagnosis.generation import case_views, nearest_rows
 from diagnosis.settings import Settings
-from diagnosis.training import build_features, load_model
+from diagnosis.classify import load_model
+from diagnosis.features import build_features
 from flows.common import real_texts, resolve_model, save_decoded_image, text_encoder
 from flows.tracking import recorded_run
 

@@ -12,10 +12,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import db
-from diagnosis.classify import predict
+from diagnosis.classify import load_model, predict
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
-from diagnosis.training import load_model
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
 from flows.train import load_labelled_cases, stage_epochs, train_flow

@@ -14,14 +14,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import db
-from diagnosis.classify import DiagnosisModel, predict
+from diagnosis.classify import DiagnosisModel, predict, save_model
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
-from diagnosis.features import TextEncoderConfig
+from diagnosis.features import FeatureTable, TextEncoderConfig
 from diagnosis.features.lexical import LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FusionConfig
 from diagnosis.settings import Settings
-from diagnosis.training import FeatureTable, FitResult, TrainConfig, fit, plan_model, save_model
+from diagnosis.training import FitResult, TrainConfig, fit, plan_model
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.stage_result import epoch_figures
 from diagnosis.training.text_stage import TextStage, TextStageConfig, finetune_text_encoder

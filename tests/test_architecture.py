@@ -66,3 +66,11 @@ def test_command_groups_never_import_the_root_command() -> None:
         assert roots == set(), f"{path.relative_to(ROOT)} imports {sorted(roots)}"
     outside = [p.name for p in (ROOT / "flows").glob("*.py") if "typer" in imported_roots(p)]
     assert outside == [], "command line code belongs in flows/cli/"
+
+
+@pytest.mark.parametrize("stage", ["ingest", "features", "fusion", "classify", "generation", "evaluation"])
+def test_inference_stages_never_import_training(stage: str) -> None:
+    """Serving reads features, models and checkpoints; none of them may depend on the training package."""
+    for path in sorted((ROOT / "diagnosis" / stage).rglob("*.py")):
+        training = {m for m in _imported_modules(path) if m == "diagnosis.training" or m.startswith("diagnosis.training.")}
+        assert training == set(), f"{path.relative_to(ROOT)} imports {sorted(training)}"

@@ -18,7 +18,7 @@ from torch import nn
 
 from diagnosis.features.image import ImageFeatureNet
 from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
-from diagnosis.training.data import FeatureTable
+from diagnosis.features.table import FeatureTable
 from diagnosis.training.trainer import mask_modalities
 
 __all__ = ["BASELINES", "Baseline", "fit_baseline", "predict_baseline"]

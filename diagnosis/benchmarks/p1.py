@@ -23,11 +23,11 @@ from diagnosis.benchmarks.baselines import BASELINES, fit_baseline, predict_base
 from diagnosis.benchmarks.p1_data import P1Data, P1Split
 from diagnosis.classify import ModelSpec, class_prevalence, predict, shift_prior
 from diagnosis.evaluation import expected_calibration_error
-from diagnosis.features import ImagePreprocessing, TextEncoder, preprocess_image
+from diagnosis.features import FeatureTable, ImagePreprocessing, TextEncoder, preprocess_image
 from diagnosis.features.lexical import LEXICAL_INPUT, LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
-from diagnosis.training import FeatureTable, TrainConfig, fit
+from diagnosis.training import TrainConfig, fit
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH, TextStageConfig
 

@@ -16,10 +16,10 @@ import torch
 from diagnosis.benchmarks.p1 import LABELS, P1Config, score_modes
 from diagnosis.benchmarks.p1_data import P1Data, P1Split, rare_subsample
 from diagnosis.classify import ModelSpec, predict
-from diagnosis.features import ImagePreprocessing
+from diagnosis.features import FeatureTable, ImagePreprocessing
 from diagnosis.features.lexical import LexicalReader
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, TrainConfig, fit, rebalance_head
+from diagnosis.training import TrainConfig, fit, rebalance_head
 from diagnosis.training.image_stage import ImageStageConfig
 
 __all__ = ["P2_WAYS", "p2_data", "run_p2"]

@@ -19,9 +19,9 @@ from sklearn.linear_model import LogisticRegression
 
 from diagnosis.benchmarks.p1 import LABELS
 from diagnosis.classify import ModelSpec, predict
-from diagnosis.features import ImagePreprocessing
+from diagnosis.features import FeatureTable, ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, TrainConfig, fit
+from diagnosis.training import TrainConfig, fit
 from diagnosis.training.image_stage import ImageStageConfig
 
 __all__ = ["latent_accuracy", "run_peer", "train_ours"]

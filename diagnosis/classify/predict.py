@@ -21,7 +21,7 @@ from diagnosis.classify.model import DiagnosisModel
 from diagnosis.classify.uncertainty import prediction_sets
 from diagnosis.device import amp_dtype
 from diagnosis.features.lexical import LEXICAL_INPUT
-from diagnosis.training.data import FeatureTable
+from diagnosis.features.table import FeatureTable
 
 __all__ = ["CPU_BATCH", "CUDA_BATCH", "Predictions", "forward_batch", "predict"]
 

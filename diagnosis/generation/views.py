@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from diagnosis.classify.model import DiagnosisModel
-from diagnosis.training.data import FeatureTable
+from diagnosis.features.table import FeatureTable
 
 __all__ = ["CaseViews", "case_views"]
 

@@ -24,7 +24,7 @@ from torch import nn
 from diagnosis.classify.calibration import fit_temperature
 from diagnosis.features.augment import ImageAugmentation, ImageAugmenter
 from diagnosis.features.image import ImageFeatureNet, ImagePreprocessing, load_backbone_weights
-from diagnosis.training.data import FeatureTable
+from diagnosis.features.table import FeatureTable
 from diagnosis.training.stage_result import StageResult
 
 __all__ = ["ImageClassifier", "ImageEnsemble", "ImageStage", "ImageStageConfig", "image_rows", "train_image_encoder"]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from diagnosis.classify.model import DiagnosisModel
-from diagnosis.training.data import FeatureTable
+from diagnosis.features.table import FeatureTable
 from diagnosis.training.trainer import calibrate, inverse_frequency
 
 __all__ = ["rebalance_head", "subset_latents"]

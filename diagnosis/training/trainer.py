@@ -19,7 +19,7 @@ from diagnosis.device import amp_dtype
 from diagnosis.features.augment import ImageAugmenter
 from diagnosis.features.image import ImageFeatureNet, load_backbone_weights
 from diagnosis.features.lexical import LexicalConfig, LexicalReader
-from diagnosis.training.data import FeatureTable
+from diagnosis.features.table import FeatureTable
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import TextStageConfig
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from diagnosis.training import FeatureTable
+from diagnosis.features import FeatureTable
 
 ToyTable = Callable[[int, int], FeatureTable]
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from diagnosis.benchmarks import BASELINES, Baseline, fit_baseline, predict_baseline
-from diagnosis.features import ImagePreprocessing
+from diagnosis.features import FeatureTable, ImagePreprocessing
 from diagnosis.fusion import ModalitySpec
-from diagnosis.training import FeatureTable
 
 SPEC = ModalitySpec(image=ImagePreprocessing(spatial_dims=2, size=16), vectors={"text": 8})
 

@@ -13,12 +13,12 @@ import torch
 
 from diagnosis.classify import DiagnosisModel, ModelSpec, predict
 from diagnosis.device import amp_dtype, autocast_dtype
-from diagnosis.features import ImagePreprocessing
+from diagnosis.features import FeatureTable, ImagePreprocessing, build_features
 from diagnosis.features.image import read_preprocessed
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.ingest.images import ImageError
 from diagnosis.synthetic import SyntheticConfig, generate_dataset
-from diagnosis.training import FeatureTable, TrainConfig, build_features, fit
+from diagnosis.training import TrainConfig, fit
 from diagnosis.training.image_stage import ImageStageConfig
 
 CPU = torch.device("cpu")

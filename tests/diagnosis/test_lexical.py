@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from diagnosis.classify import ModelSpec, predict
+from diagnosis.classify import ModelSpec, load_model, predict, save_model
 from diagnosis.features.lexical import LEXICAL_FILES, LEXICAL_INPUT, LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, TrainConfig, fit, load_model, save_model
+from diagnosis.features import FeatureTable
+from diagnosis.training import TrainConfig, fit
 
 CPU = torch.device("cpu")
 WORDS = {0: ["wheezing", "breathless", "chest tight"], 1: ["itchy rash", "red spots", "blisters"],

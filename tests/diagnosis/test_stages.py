@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from diagnosis.classify import ModelSpec, predict
-from diagnosis.features import ImagePreprocessing, TextEncoder, TextEncoderConfig
+from diagnosis.classify import ModelSpec, load_model, predict, save_model
+from diagnosis.features import FeatureTable, ImagePreprocessing, TextEncoder, TextEncoderConfig
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, TrainConfig, fit, grid_size, load_model, save_model
+from diagnosis.training import TrainConfig, fit, grid_size
 from diagnosis.training.image_stage import ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import TextStageConfig, _soft_targets, finetune_text_encoder
 from diagnosis.training.trainer import image_backbone

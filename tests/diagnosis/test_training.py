@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from diagnosis.classify import ModelSpec, predict
+from diagnosis.classify import ModelSpec, load_model, predict, save_model
 from diagnosis.evaluation import classification_metrics, expected_calibration_error
-from diagnosis.features import ImagePreprocessing
+from diagnosis.features import FeatureTable, ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
-from diagnosis.training import FeatureTable, FitResult, TrainConfig, calibrate, fit, load_model, save_model
+from diagnosis.training import FitResult, TrainConfig, calibrate, fit
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.trainer import MIN_STACKING_ROWS
 

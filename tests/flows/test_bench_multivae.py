@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from diagnosis.benchmarks.peer import latent_accuracy, run_peer, train_ours
-from diagnosis.training import FeatureTable
+from diagnosis.features import FeatureTable
 from flows.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

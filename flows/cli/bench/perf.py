@@ -100,7 +100,8 @@ def throughput(
     import db
     from diagnosis.benchmarks.perf import raw_forward
     from diagnosis.device import resolve_device
-    from diagnosis.training import build_features, load_model
+    from diagnosis.classify import load_model
+    from diagnosis.features import build_features
     from flows.common import text_encoder
     from flows.diagnose import diagnose_flow
 
@@ -221,7 +222,7 @@ def memory(
 
 def pool_embeddings(trained: Trained, texts: list[str]) -> dict[str, Any]:
     """Cache key -> embedding of each pool text (from the training home's cache: training embedded them all)."""
-    from diagnosis.training import load_model
+    from diagnosis.classify import load_model
     from flows.common import text_encoder
 
     spec = load_model(trained.version.checkpoint_path).spec
@@ -287,7 +288,8 @@ def train(
     from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
     from diagnosis.fusion import FusionConfig
     from diagnosis.synthetic import SyntheticConfig, generate_dataset
-    from diagnosis.training import build_features, plan_model
+    from diagnosis.features import build_features
+    from diagnosis.training import plan_model
 
     root = _work_dir(work_dir)
     manifest = generate_dataset(root / "data", SyntheticConfig(cases=cases))
