@@ -30,7 +30,9 @@ __all__ = [
     "product_of_experts",
 ]
 
-_VARIANTS: dict[str, type[MultimodalVAE]] = {"poe": PoEVAE, "moe": MoEVAE, "mopoe": MoPoEVAE, "concat": ConcatVAE}
+_VARIANTS: dict[str, type[MultimodalVAE]] = {cls.name: cls for cls in (PoEVAE, MoEVAE, MoPoEVAE, ConcatVAE)}
+if tuple(_VARIANTS) != FUSIONS:  # FUSIONS (in config, importable without the networks) names exactly these
+    raise ImportError(f"fusion variants {tuple(_VARIANTS)} do not match FUSIONS {FUSIONS}")
 
 
 def build_fusion(spec: ModalitySpec, config: FusionConfig) -> MultimodalVAE:

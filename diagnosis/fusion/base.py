@@ -65,6 +65,8 @@ class MultimodalVAE(nn.Module, ABC):
         config: Fusion settings (latent size, beta, likelihood scales, …).
     """
 
+    name: str = ""  # the variant's ``--fusion`` value; each concrete variant sets it
+
     samples_subsets = False  # True: the objective is a mixture over components that training may sample (MoE, MoPoE)
 
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:

@@ -28,6 +28,8 @@ class ConcatVAE(MultimodalVAE):
         config: Fusion settings.
     """
 
+    name = "concat"  # ``--fusion`` value (see :data:`~diagnosis.fusion.config.FUSIONS`)
+
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:
         super().__init__(encoders, decoders, config)
         self.widths = {m: int(getattr(self.encoders[m], "out_dim", config.feature_dim)) for m in self.modalities}

@@ -25,6 +25,8 @@ class MoEVAE(ExpertFusionVAE):
     reconstruct every present modality); the joint used for diagnosis is the mixture's moment-matched Gaussian.
     """
 
+    name = "moe"  # ``--fusion`` value (see :data:`~diagnosis.fusion.config.FUSIONS`)
+
     samples_subsets = True  # with ``subset_sampling``, training decodes one sampled expert per case
 
     def fuse(self, experts: Mapping[str, Gaussian], masks: Mapping[str, torch.Tensor]) -> Gaussian:
@@ -47,6 +49,8 @@ class MoPoEVAE(ExpertFusionVAE):
     the subset posteriors available for each case. With ``subset_sampling`` (the default) training decodes one
     sampled subset per case instead of every subset (MultiVae's estimator), a fraction of the full objective's cost.
     """
+
+    name = "mopoe"  # ``--fusion`` value (see :data:`~diagnosis.fusion.config.FUSIONS`)
 
     samples_subsets = True
 

@@ -24,6 +24,8 @@ class PoEVAE(ExpertFusionVAE):
         torch.Size([2, 4])
     """
 
+    name = "poe"  # ``--fusion`` value (see :data:`~diagnosis.fusion.config.FUSIONS`)
+
     def fuse(self, experts: Mapping[str, Gaussian], masks: Mapping[str, torch.Tensor]) -> Gaussian:
         """Product of the experts present in each sample with the prior N(0, I)."""
         names = [m for m in self.modalities if m in experts]

@@ -177,3 +177,12 @@ def test_dashboard_command_starts_streamlit_on_the_packaged_app_bound_to_loopbac
     assert command[command.index("--server.address") + 1] == "127.0.0.1" and "8599" in command
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
     assert env["DIAGNOSIS_HOME"] == str(tmp_path) and "http://127.0.0.1:8599" in result.stdout
+
+
+def test_the_help_names_every_fusion_variant_the_library_has() -> None:
+    """The command line is imported without the networks, so its help lists the variants by name: kept in step."""
+    from diagnosis.fusion import FUSIONS, build_fusion  # noqa: F401 - the registry checks itself on import
+
+    for command in (["train", "--help"], ["bench", "p1", "--help"]):
+        shown = " ".join(runner.invoke(app, command, terminal_width=200).stdout.split())
+        assert all(variant in shown for variant in FUSIONS), (command, shown)
