@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from diagnosis.classify.model import DiagnosisModel
-from diagnosis.classify.uncertainty import prediction_sets
+from diagnosis.classify.uncertainty import prediction_sets, predictive_entropy
 from diagnosis.device import amp_dtype
 from diagnosis.features.lexical import LEXICAL_INPUT
 from diagnosis.features.table import FeatureTable
@@ -82,9 +82,8 @@ def forward_batch(
     """
     evidence = model.evidence(inputs, masks)  # calibrated per row's pattern of present modalities
     mu, logvar = evidence.posterior.mu.float(), evidence.posterior.logvar.float()
-    drawn = model.probabilities(evidence, mu + noise * torch.exp(0.5 * logvar)).float().mean(0)  # (B, C) over draws
-    entropy = -(drawn * torch.log(drawn.clamp(1e-12, 1.0))).sum(-1)
-    return model.probabilities(evidence, mu).float(), mu, entropy
+    drawn = model.probabilities(evidence, mu + noise * torch.exp(0.5 * logvar)).float()  # (S, B, C)
+    return model.probabilities(evidence, mu).float(), mu, predictive_entropy(drawn)
 
 
 def _compiled_forward() -> Forward:

@@ -33,9 +33,11 @@ def test_tiny_calibration_split_gives_every_class() -> None:
 
 
 def test_predictive_entropy_bounds() -> None:
-    certain = np.tile(np.array([[[1.0, 0.0, 0.0]]]), (4, 1, 1))
-    uniform = np.full((4, 1, 3), 1 / 3)
-    disagree = np.array([[[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]])
-    assert predictive_entropy(certain)[0] == pytest.approx(0.0, abs=1e-6)
-    assert predictive_entropy(uniform)[0] == pytest.approx(np.log(3))
-    assert predictive_entropy(disagree)[0] == pytest.approx(np.log(2))  # confident samples that disagree
+    import torch
+
+    certain = torch.tensor([[[1.0, 0.0, 0.0]]]).repeat(4, 1, 1)
+    uniform = torch.full((4, 1, 3), 1 / 3)
+    disagree = torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]])
+    assert float(predictive_entropy(certain)[0]) == pytest.approx(0.0, abs=1e-6)
+    assert float(predictive_entropy(uniform)[0]) == pytest.approx(np.log(3))
+    assert float(predictive_entropy(disagree)[0]) == pytest.approx(np.log(2))  # confident samples that disagree
