@@ -26,13 +26,6 @@ app.add_typer(users.app, name="users")
 app.add_typer(bench.app, name="bench")
 
 
-class Selection(str, Enum):
-    """Which cases ``diagnose`` visits."""
-
-    pending = "pending"
-    all = "all"
-
-
 @app.callback()
 def _main(
     ctx: typer.Context,
