@@ -78,7 +78,8 @@ def test_streamed_diagnosis_keeps_memory_flat(tmp_path: Path, tiny_text_model: P
         pool = [c for chunk in db.iter_case_inputs(session) for c in chunk if c.image_path and c.text]
     vectors = pool_embeddings(trained, [c.text for c in pool])
     peaks = {}
-    for n in (40, 100, 800):  # the first run loads the model and the text encoder
+    for n in (40, 300, 800):  # the first run loads the model and the text encoder; from 300 (6 chunks) on, the
+        # pipeline is full (chunks being stored and predicted, up to two read ahead): what differs between them grows
         home = tmp_path / f"cases-{n}"
         version = fill_cases(home, trained.version, pool, n, vectors)
         gc.collect()
@@ -88,7 +89,7 @@ def test_streamed_diagnosis_keeps_memory_flat(tmp_path: Path, tiny_text_model: P
         tracemalloc.stop()
         assert result["predicted"] == n
     per_case = 4 * (32 * 32 + 32)  # float32 image on the 32-pixel grid + tiny text embedding, per case
-    assert peaks[800] - peaks[100] < 0.5 * 700 * per_case, peaks  # holding every case would add at least 700 * per_case
+    assert peaks[800] - peaks[300] < 0.5 * 500 * per_case, peaks  # holding every case would add at least 500 * per_case
 
 
 def test_bench_text_compares_the_runtimes_on_the_same_texts(tmp_path: Path, tiny_text_model: Path) -> None:
