@@ -89,15 +89,20 @@ def _log_epoch(record: dict) -> None:
     logger.info("%s stage, %s", record.get("stage", "fusion"), epoch_figures(record))
 
 
+def _label_ids(names: tuple[str, ...], cases: list[db.CaseInput]) -> list[int]:
+    """Each case's class id among ``names`` (``-1``: unlabelled or another label)."""
+    index = {name: i for i, name in enumerate(names)}
+    return [index.get(c.label or "", -1) for c in cases]
+
+
 @task(cache_policy=NO_CACHE)
 def text_stage_task(spec, splits: dict[str, list[db.CaseInput]], config: TrainConfig, out_dir: Path,  # noqa: ANN001
                     device: str) -> TextStage | None:
     """Fine-tune the text encoder on the labelled training texts (selected on val)."""
-    index = {name: i for i, name in enumerate(spec.label_names)}
 
     def texts(cases: list[db.CaseInput]) -> tuple[list[str], list[int]]:
         kept = [c for c in cases if c.text and c.text.strip()]
-        return [c.text for c in kept], [index.get(c.label, -1) for c in kept]  # type: ignore[misc]
+        return [c.text for c in kept], _label_ids(spec.label_names, kept)  # type: ignore[misc]
 
     (train_texts, train_labels), (val_texts, val_labels) = texts(splits["train"]), texts(splits.get("val", []))
     return finetune_text_encoder(spec.text, train_texts, train_labels, len(spec.label_names), out_dir, config.text_stage,
@@ -108,9 +113,8 @@ def text_stage_task(spec, splits: dict[str, list[db.CaseInput]], config: TrainCo
 @task(cache_policy=NO_CACHE)
 def lexical_task(spec, train: list[db.CaseInput], config: TrainConfig) -> LexicalReader | None:  # noqa: ANN001
     """Fit the lexical reader on the labelled training texts (None when off or too few texts)."""
-    index = {name: i for i, name in enumerate(spec.label_names)}
-    return fit_lexical_reader([c.text for c in train], [index.get(c.label, -1) for c in train],  # type: ignore[arg-type]
-                              len(spec.label_names), config.lexical)
+    return fit_lexical_reader([c.text for c in train], _label_ids(spec.label_names, train), len(spec.label_names),
+                              config.lexical)
 
 
 @task(cache_policy=NO_CACHE)

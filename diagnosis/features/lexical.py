@@ -121,10 +121,12 @@ def fit_lexical_reader(texts: Sequence[str | None], labels: Sequence[int], n_cla
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    if not config.enabled:
+        return None
     kept = [(t, int(y)) for t, y in zip(texts, labels, strict=True) if y >= 0 and t and t.strip()]
     if len(kept) > config.max_texts:
         kept = [kept[i] for i in np.sort(np.random.default_rng(0).choice(len(kept), config.max_texts, replace=False))]
-    if not config.enabled or len({t for t, _ in kept}) < MIN_TEXTS or len({y for _, y in kept}) < 2:
+    if len({t for t, _ in kept}) < MIN_TEXTS or len({y for _, y in kept}) < 2:
         return None
     vectorizer = TfidfVectorizer(ngram_range=(1, config.ngram_max), sublinear_tf=True, max_features=config.max_features)
     try:

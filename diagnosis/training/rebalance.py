@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from diagnosis.classify.model import DiagnosisModel
 from diagnosis.features.table import FeatureTable
-from diagnosis.training.trainer import calibrate, inverse_frequency
+from diagnosis.training.calibrate import calibrate
+from diagnosis.training.trainer import inverse_frequency
 
 __all__ = ["rebalance_head", "subset_latents"]
 

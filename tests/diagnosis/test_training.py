@@ -16,7 +16,7 @@ from diagnosis.features import FeatureTable, ImagePreprocessing
 from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import FitResult, TrainConfig, calibrate, fit
 from diagnosis.training.image_stage import ImageStageConfig
-from diagnosis.training.trainer import MIN_STACKING_ROWS
+from diagnosis.training.calibrate import MIN_STACKING_ROWS
 
 ToyTable = Callable[[int, int], FeatureTable]  # the `toy_table` fixture (tests/diagnosis/conftest.py)
 
