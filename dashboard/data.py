@@ -13,7 +13,6 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -40,6 +39,7 @@ __all__ = [
     "model_names",
     "open_cookie_session",
     "predicted_label_counts",
+    "reconstruction",
     "review",
     "revoke_cookie_session",
     "sign_in",
@@ -248,23 +248,18 @@ def image_array(path: str) -> np.ndarray:
         path: The stored image path.
 
     Returns:
-        The spatial array, ``(H, W)``-like for 2D or ``(X, Y, Z)`` for 3D images, float32, as read by
-        :func:`diagnosis.ingest.images.load_image` (channel axis dropped).
+        The spatial array, ``(H, W)``-like for 2D or ``(X, Y, Z)`` for 3D images, float32, as the image's format
+        reader decodes it (:func:`diagnosis.ingest.formats.read_image`: one channel, no ingest checks).
 
     Raises:
         ValueError: If the file is missing or unreadable (``ImageError`` is a ``ValueError``).
     """
-    from diagnosis.ingest.images import load_image  # imports MONAI: only pay for it when an image is shown
+    from diagnosis.ingest.formats import read_image  # NIfTI / NumPy import MONAI: only pay for it when one is shown
 
-    return load_image(path).array[0]
+    return read_image(path).array[0]
 
 
-def case_views_record(model_version_id: int, case_key: str) -> dict | None:
-    """The decoded views ``diagnosis reconstruct`` wrote for a case, or ``None`` (read fresh: a job may just have run)."""
-    path = Settings.from_env().views_file(model_version_id, case_key)
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def reconstruction(url: str, model_version_id: int, case_key: str) -> db.ReconstructionView | None:
+    """The decoded views ``diagnosis reconstruct`` stored for a case, or ``None`` (read fresh: a job may just have run)."""
+    with db.session_scope(url) as session:
+        return db.get_reconstruction(session, case_key, model_version_id)

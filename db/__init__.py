@@ -54,6 +54,7 @@ from db.queries import (
     predictions_for_evaluation,
     status_counts,
 )
+from db.reconstructions import ReconstructionView, get_reconstruction, save_reconstruction
 from db.repository import (
     CaseIn,
     CaseInput,
@@ -130,6 +131,7 @@ __all__ = [
     "PredictionIn",
     "PredictionView",
     "PromotionView",
+    "ReconstructionView",
     "ReviewView",
     "SignInPolicy",
     "SignInResult",
@@ -160,6 +162,7 @@ __all__ = [
     "get_case",
     "get_engine",
     "get_model_version",
+    "get_reconstruction",
     "get_review",
     "get_user",
     "in_datasets",
@@ -193,6 +196,7 @@ __all__ = [
     "review_counts",
     "revoke_web_session",
     "save_predictions",
+    "save_reconstruction",
     "session_scope",
     "session_user",
     "set_user_active",

@@ -47,6 +47,7 @@ __all__ = [
     "ModelVersion",
     "Patient",
     "Prediction",
+    "Reconstruction",
     "Review",
     "SignInThrottle",
     "SymptomNote",
@@ -220,6 +221,21 @@ class Prediction(Base):
     modalities: Mapped[list[str]] = mapped_column(JSON)  # e.g. ["image", "text"]
     uncertainty: Mapped[float | None]  # predictive entropy (nats) from sampling the latent posterior
     prediction_set: Mapped[list[str] | None] = mapped_column(JSON)  # split-conformal set of labels
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reconstruction(Base):
+    """A case's decoded views under one model version (``diagnosis reconstruct``); the images are files."""
+
+    __tablename__ = "reconstructions"
+    __table_args__ = (UniqueConstraint("case_id", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    reconstruction_path: Mapped[str | None] = mapped_column(Text)  # image decoded from the fused latent
+    image_from_text_path: Mapped[str | None] = mapped_column(Text)  # image decoded from the text-only latent
+    nearest_texts: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # [{"text", "label"}], image -> text
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,4 +1,4 @@
-"""Read queries for the CLI and the dashboard, returning frozen dataclasses from :mod:`db.views`.
+"""Read queries for the CLI and the dashboard, returning frozen dataclasses from :mod:`db.results`.
 
 Lists are paginated and built from a constant number of queries (no N+1): the newest prediction of each
 case is the one with no prediction from a newer model version (an anti-join answered by the
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.models import CASE_STATUSES, Case, Image, Patient, Prediction, SymptomNote
 from db.run_queries import get_model_version, latest_model_version, list_flow_runs, list_model_versions
-from db.views import CaseDetail, CaseSummary, EvalRow, FlowRunView, ModelVersionView, PredictionView
+from db.results import CaseDetail, CaseSummary, EvalRow, FlowRunView, ModelVersionView, PredictionView
 
 __all__ = [
     "CaseDetail",

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from db.models import FlowRun, ModelVersion
 from db.promotions import current_model_id, held_back_model_ids
-from db.views import FlowRunView, ModelVersionView
+from db.results import FlowRunView, ModelVersionView
 
 __all__ = ["get_model_version", "latest_model_version", "list_flow_runs", "list_model_versions"]
 

@@ -115,10 +115,11 @@ class Settings:
         """Folder the scheduled ingestion scans for new ``*.csv`` manifests (recursively)."""
         return self.inbox_dir or self.home / "inbox"
 
-    def views_file(self, model_version_id: int, case_key: str) -> Path:
-        """Where ``diagnosis reconstruct`` keeps a case's decoded views (the file name hashes the case id)."""
+    def reconstruction_stem(self, model_version_id: int, case_key: str) -> Path:
+        """Where ``diagnosis reconstruct`` writes a case's decoded images: this path plus ``-<view>.png`` (or
+        ``.nii.gz``); the name hashes the case id, so no identifier reaches the file system."""
         digest = hashlib.sha256(case_key.encode()).hexdigest()[:24]
-        return self.home / "reconstructions" / f"v{model_version_id}" / f"{digest}.json"
+        return self.home / "reconstructions" / f"v{model_version_id}" / digest
 
 
 def _path(value: str | None) -> Path | None:

@@ -15,9 +15,9 @@ import db
 from diagnosis.classify import ModelSpec
 from diagnosis.features import EmbeddingCache, FeatureTable, TextEncoder, TextEncoderConfig, build_features
 from diagnosis.features.lexical import LexicalReader
+from diagnosis.generation.writer import write_decoded_image
 from diagnosis.ingest.images import file_sha256
 from diagnosis.settings import Settings
-from diagnosis.synthetic import write_image
 
 __all__ = ["features_task", "real_texts", "resolve_model", "save_decoded_image", "text_encoder"]
 
@@ -47,16 +47,9 @@ def resolve_model(db_url: str, ref: str) -> db.ModelVersionView:
 
 
 def save_decoded_image(pixels: np.ndarray, path: Path) -> db.ImageIn:
-    """Write one decoded ``(1, *grid)`` image in [0, 1] as PNG (2D) or NIfTI (3D)."""
-    grid = pixels[0]
-    if grid.ndim == 2:  # MONAI's PIL reader transposes on load: store the transpose so a re-read matches the model
-        path = path.with_suffix(".png")
-        write_image(np.ascontiguousarray((grid.T * 255).round().astype(np.uint8)), path)
-    else:
-        path = path.with_suffix(".nii.gz")
-        write_image((grid * 1000).round().astype(np.int16), path)
-    fmt = "png" if grid.ndim == 2 else "nifti"
-    return db.ImageIn(path=str(path), sha256=file_sha256(path), format=fmt, shape=tuple(grid.shape), spacing=None)
+    """Write one decoded ``(1, *grid)`` image in [0, 1] (PNG for 2D, NIfTI for 3D) and describe it for the store."""
+    path, fmt = write_decoded_image(pixels, path)
+    return db.ImageIn(path=str(path), sha256=file_sha256(path), format=fmt, shape=tuple(pixels.shape[1:]), spacing=None)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])

@@ -1,12 +1,11 @@
 """Reconstruct flow: a case's decoded views (reconstruction, text -> image, image -> nearest texts) for review.
 
-The views are written beside the store, ``<home>/reconstructions/v<model>/<case>.json`` plus images, so the
-dashboard can show them without running a model.
+The decoded images are files under ``<home>/reconstructions/v<model>/``; the record (their paths and the nearest
+real texts) goes to the store, so the dashboard shows them without running a model or reading beside the store.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +13,7 @@ from prefect import flow
 
 import db
 from diagnosis.device import resolve_device
-from diagnosis.generation import case_views, nearest_rows
+from diagnosis.generation import decode_case, nearest_rows
 from diagnosis.settings import Settings
 from diagnosis.classify import load_model
 from diagnosis.features import build_features
@@ -46,18 +45,20 @@ def reconstruct_flow(db_url: str, home: str, case_key: str, model: str = "latest
         encoder = text_encoder(net.spec.text, home)
         case = SimpleNamespace(image_path=detail.image_path, text=detail.text)
         table = build_features([case], net.spec.modalities.image, encoder, lexical=net.lexical)
-        views = case_views(net, table, 0, target_device)
-        target = Settings(home=Path(home)).views_file(version.id, case_key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        record: dict = {"model_version_id": version.id, "case_key": case_key, "nearest_texts": []}
-        for name in ("reconstruction", "image_from_text"):
-            pixels = getattr(views, name)
-            record[name] = None if pixels is None else save_decoded_image(pixels, target.with_name(f"{target.stem}-{name}")).path
+        views = decode_case(net, table, 0, target_device)
+        stem = Settings(home=Path(home)).reconstruction_stem(version.id, case_key)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        paths = {name: None if (pixels := getattr(views, name)) is None else
+                 save_decoded_image(pixels, stem.with_name(f"{stem.name}-{name}")).path
+                 for name in ("reconstruction", "image_from_text")}  # fmt: skip
+        nearest: list[dict[str, str]] = []
         if views.text_from_image is not None and encoder is not None:
             bank, labels = real_texts(db_url)
             if bank:
                 rows = nearest_rows(views.text_from_image[None], encoder.encode(bank), k=3)[0]
-                record["nearest_texts"] = [{"text": bank[i], "label": labels[i]} for i in rows]
-        target.write_text(json.dumps(record, indent=2))
+                nearest = [{"text": bank[i], "label": labels[i]} for i in rows]
+        with db.session_scope(db_url) as session:
+            db.save_reconstruction(session, case_key, version.id, reconstruction_path=paths["reconstruction"],
+                                   image_from_text_path=paths["image_from_text"], nearest_texts=nearest)
         run.add(cases=1)
-        return record
+        return {"model_version_id": version.id, "case_key": case_key, **paths, "nearest_texts": nearest}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import auth, case_views, data, review, tables
+from dashboard import auth, case_panels, data, review, tables
 from dashboard.escape import chart_text, code, md
 
 user = auth.require_user()
@@ -58,13 +58,13 @@ with right:
 
 with left:
     st.subheader("Image")
-    case_views.show_image(detail)
+    case_panels.show_image(detail)
 
 if latest is not None:
     st.subheader("Similar past cases")
-    case_views.show_similar(url, case_key, latest.model_version_id)
+    case_panels.show_similar(url, case_key, latest.model_version_id)
     st.subheader("Reconstruction and cross-modal view")
-    case_views.show_reconstruction(url, detail, latest.model_version_id, can_launch=True)
+    case_panels.show_reconstruction(url, detail, latest.model_version_id, can_launch=True)
 
 st.subheader("Prediction history")
 if detail.predictions:

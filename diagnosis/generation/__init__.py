@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from diagnosis.generation.decoded import DecodedCase, decode_case
 from diagnosis.generation.sampling import GeneratedSamples, cross_modal_coherence, nearest_rows, sample_class
-from diagnosis.generation.views import CaseViews, case_views
+from diagnosis.generation.writer import write_decoded_image
 
-__all__ = ["CaseViews", "GeneratedSamples", "case_views", "cross_modal_coherence", "nearest_rows", "sample_class"]
+__all__ = ["DecodedCase", "GeneratedSamples", "cross_modal_coherence", "decode_case", "nearest_rows", "sample_class",
+           "write_decoded_image"]

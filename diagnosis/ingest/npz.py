@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from diagnosis.ingest.formats import write_image
 from diagnosis.ingest.manifest import MANIFEST_COLUMNS, SPLITS, ManifestError
 
 __all__ = ["import_npz"]
@@ -80,9 +80,8 @@ def _label_names(data: np.lib.npyio.NpzFile) -> list[str] | None:
 def _write_image(folder: Path, case_id: str, image: np.ndarray) -> str:
     """Save one image and return its path relative to the manifest folder."""
     if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4)):
-        name = f"{case_id}.png"
-        Image.fromarray(np.ascontiguousarray(image.astype(np.uint8))).save(folder / name)
+        name, image = f"{case_id}.png", image.astype(np.uint8)
     else:
         name = f"{case_id}.npy"
-        np.save(folder / name, image)
+    write_image(image, folder / name)
     return f"images/{name}"

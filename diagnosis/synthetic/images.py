@@ -24,10 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from PIL import Image
 
+from diagnosis.ingest.formats import write_image as write_any_image
 from diagnosis.synthetic.classes import DIAGNOSES
 
 __all__ = ["CT", "XRAY", "Palette", "render_image", "smooth_noise", "write_image"]
@@ -265,7 +264,8 @@ def render_image(label: str, rng: np.random.Generator, dims: int = 2, size: int 
 
 
 def write_image(array: np.ndarray, path: str | Path, spacing_mm: float = 1.5) -> None:
-    """Write a rendered image: 2D arrays as 8-bit grayscale PNG, 3D arrays as NIfTI (``.nii.gz``).
+    """Write a rendered image: 2D arrays as 8-bit grayscale PNG, 3D arrays as NIfTI (``.nii.gz``), through the
+    format registry's writers (:func:`diagnosis.ingest.formats.write_image`).
 
     Args:
         array: ``(H, W)`` uint8 or ``(X, Y, Z)`` int16 array from :func:`render_image`.
@@ -279,15 +279,6 @@ def write_image(array: np.ndarray, path: str | Path, spacing_mm: float = 1.5) ->
     if array.ndim == 2 and path.suffix == ".png":
         if array.dtype != np.uint8:
             raise ValueError(f"PNG output needs a uint8 array, got {array.dtype}; render with dims=2.")
-        Image.fromarray(array).save(path)
-        return
-    if array.ndim == 3 and path.name.endswith(".nii.gz"):
-        affine = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
-        affine[:3, 3] = -spacing_mm * (np.asarray(array.shape) - 1) / 2.0  # volume centred on the origin
-        img = nib.Nifti1Image(array, affine)
-        img.header.set_xyzt_units("mm")
-        img.set_qform(affine, code=1)
-        img.set_sform(affine, code=1)
-        nib.save(img, path)
-        return
-    raise ValueError(f"Cannot write a {array.ndim}D array to {path.name!r}: use .png for 2D or .nii.gz for 3D.")
+    elif not (array.ndim == 3 and path.name.endswith(".nii.gz")):
+        raise ValueError(f"Cannot write a {array.ndim}D array to {path.name!r}: use .png for 2D or .nii.gz for 3D.")
+    write_any_image(array, path, spacing_mm)

@@ -284,19 +284,18 @@ def test_case_page_2d_shows_image_text_and_probabilities(store: Store) -> None:
 def test_case_page_shows_computed_reconstruction_views(store: Store) -> None:
     from PIL import Image
 
-    from diagnosis.settings import Settings
-
-    record_path = Settings(home=store.home).views_file(2, store.image_2d)  # the case's latest model version
-    record_path.parent.mkdir(parents=True)
+    folder = store.home / "reconstructions"  # the case's latest model version is 2
+    folder.mkdir()
     paths = {}
     for name, value in (("reconstruction", 200), ("image_from_text", 90)):
         pixels = np.zeros((16, 16), dtype=np.uint8)
         pixels[4:12, 4:12] = value
-        paths[name] = str(record_path.with_name(f"{name}.png"))
+        paths[name] = str(folder / f"{name}.png")
         Image.fromarray(pixels).save(paths[name])
-    record = {"model_version_id": 2, "case_key": store.image_2d, **paths,
-              "nearest_texts": [{"text": "Dry cough and fever since Monday.", "label": "pneumonia"}]}
-    record_path.write_text(json.dumps(record))
+    with db.session_scope(store.url) as session:
+        db.save_reconstruction(session, store.image_2d, 2, reconstruction_path=paths["reconstruction"],
+                               image_from_text_path=paths["image_from_text"],
+                               nearest_texts=[{"text": "Dry cough and fever since Monday.", "label": "pneumonia"}])
     at = open_page("pages/case.py", case=store.image_2d)
     captions = [image.captions[0] for image in at.image]
     assert captions[1:] == ["Reconstruction", "Image from the text"]  # after the case image itself

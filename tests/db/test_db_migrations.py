@@ -33,7 +33,7 @@ def head_revision() -> str:
 
 EXPECTED_TABLES = {"patients", "cases", "images", "symptom_notes", "model_versions", "predictions", "flow_runs",
                    "users", "reviews", "audit_log", "model_promotions", "inbox_manifests", "sign_in_throttle",
-                   "web_sessions"}
+                   "web_sessions", "reconstructions"}
 
 
 def test_migration_creates_every_table(db_url: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from diagnosis.ingest import IngestOptions, ImageError, ManifestError, load_image, load_pseudonym_key, mask_identifiers
 from diagnosis.ingest import read_manifest, validate_row
-from diagnosis.ingest.images import MAX_VOXELS
+from diagnosis.ingest.formats import MAX_VOXELS
 from diagnosis.ingest.manifest import MAX_CELL_CHARS
 from tests.diagnosis.test_ingest import write_dicom
 

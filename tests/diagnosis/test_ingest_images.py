@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from diagnosis.ingest import ImageError, load_image
-from diagnosis.ingest.sniff import sniff_format
+from diagnosis.ingest.formats import sniff_format
 
 
 def _noise(shape: tuple[int, ...]) -> np.ndarray:
@@ -105,7 +105,8 @@ def test_window_intensity_preprocessing_and_old_specs_load() -> None:
                                               ("I;16", "png"), ("P", "png"), ("1", "png"), ("L", "jpg"), ("RGB", "jpg")])  # fmt: skip
 def test_pictures_load_as_monai_loads_them(tmp_path: Path, mode: str, suffix: str) -> None:
     """PNG / JPEG go to Pillow directly; the array, axes and spacing are what MONAI's LoadImage gives."""
-    from diagnosis.ingest.images import _finish, _loader, _spacing
+    from diagnosis.ingest.formats.monai_reader import _loader, monai_spacing
+    from diagnosis.ingest.images import _finish
 
     rng = np.random.default_rng(1)
     if mode == "I;16":
@@ -116,7 +117,7 @@ def test_pictures_load_as_monai_loads_them(tmp_path: Path, mode: str, suffix: st
     picture.save(path)
     loaded = load_image(path)
     monai = _loader()(str(path))
-    expected = _finish(np.asarray(monai, dtype=np.float32), _spacing(monai), path)
+    expected = _finish(np.asarray(monai, dtype=np.float32), monai_spacing(monai), path)
     assert loaded.array.shape == expected.array.shape == (1, 30, 40)  # x (width) first, as MONAI orders it
     np.testing.assert_array_equal(loaded.array, expected.array)
     assert loaded.spacing == expected.spacing == (1.0, 1.0) and loaded.affine is None

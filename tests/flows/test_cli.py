@@ -102,13 +102,19 @@ def test_diagnose_with_mixed_precision_rewrites_close_predictions(home: Path, db
     assert max(gaps) < 0.05 and 0 < sum(gaps)  # rewritten in reduced precision, not left as they were
 
 
-def test_reconstruct_writes_the_views_the_dashboard_shows(home: Path, mixed_manifest: Path) -> None:
+def test_reconstruct_writes_the_views_the_dashboard_shows(home: Path, db_url: str, mixed_manifest: Path) -> None:
+    import db
     from diagnosis.ingest import load_image
     from diagnosis.settings import Settings
 
     record = json.loads(run(home, "reconstruct", "H-png", "--model", "1"))
     assert record["model_version_id"] == 1 and len(record["nearest_texts"]) == 3
-    assert Settings(home=home).views_file(1, "H-png").is_file()
+    with db.session_scope(db_url) as session:
+        stored = db.get_reconstruction(session, "H-png", 1)
+    assert (stored.reconstruction_path, stored.image_from_text_path) == (record["reconstruction"], record["image_from_text"])
+    assert stored.nearest_texts == record["nearest_texts"]
+    stem = Settings(home=home).reconstruction_stem(1, "H-png")
+    assert record["reconstruction"] == str(stem.with_name(f"{stem.name}-reconstruction.png"))  # no case id in the name
     for name in ("reconstruction", "image_from_text"):
         assert load_image(record[name]).array.shape == (1, 64, 64)  # back on the model grid (64-px generated images)
     text_only = json.loads(run(home, "reconstruct", "H-text", "--model", "1"))

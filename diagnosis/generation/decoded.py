@@ -10,11 +10,11 @@ import torch
 from diagnosis.classify.model import DiagnosisModel
 from diagnosis.features.table import FeatureTable
 
-__all__ = ["CaseViews", "case_views"]
+__all__ = ["DecodedCase", "decode_case"]
 
 
 @dataclass(frozen=True)
-class CaseViews:
+class DecodedCase:
     """Decoded views of one case (``None`` where the case lacks the modality that view starts from).
 
     Attributes:
@@ -30,7 +30,7 @@ class CaseViews:
 
 
 @torch.inference_mode()
-def case_views(model: DiagnosisModel, table: FeatureTable, row: int, device: torch.device) -> CaseViews:
+def decode_case(model: DiagnosisModel, table: FeatureTable, row: int, device: torch.device) -> DecodedCase:
     """Decode the fused and single-modality latents of one row of ``table``."""
     model.eval().to(device)
     inputs, masks, _ = table.batch(slice(row, row + 1), device)
@@ -44,7 +44,7 @@ def case_views(model: DiagnosisModel, table: FeatureTable, row: int, device: tor
         return vae.decode(vae.posterior(inputs, subset).mu)[target][0].float().cpu().numpy()
 
     present = {m for m, ok in has.items() if ok}
-    return CaseViews(
+    return DecodedCase(
         reconstruction=decode_from(present, "image") if has.get("image") else None,
         image_from_text=decode_from({"text"}, "image") if has.get("text") else None,
         text_from_image=decode_from({"image"}, "text") if has.get("image") else None,

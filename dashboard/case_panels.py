@@ -82,7 +82,7 @@ def show_similar(url: str, case_key: str, model_version_id: int) -> None:
 
 def show_reconstruction(url: str, detail: db.CaseDetail, model_version_id: int, can_launch: bool) -> None:
     """The model's reconstruction and text -> image view beside the nearest real texts for the image, if computed."""
-    record = data.case_views_record(model_version_id, detail.summary.case_key)
+    record = data.reconstruction(url, model_version_id, detail.summary.case_key)
     if record is None:
         st.caption("Not computed yet for this model version (`diagnosis reconstruct CASE`); the dashboard never "
                    "runs a model itself.")  # fmt: skip
@@ -91,15 +91,16 @@ def show_reconstruction(url: str, detail: db.CaseDetail, model_version_id: int, 
             st.info(f"Started; reload the page in a few seconds (log: {md(log.name)}).")
         return
     columns = st.columns(2)
-    for column, name, title in zip(columns, ("reconstruction", "image_from_text"), ("Reconstruction", "Image from the text"), strict=True):
+    views = ((record.reconstruction_path, "Reconstruction"), (record.image_from_text_path, "Image from the text"))
+    for column, (path, title) in zip(columns, views, strict=True):
         with column:
-            if record.get(name):
-                array = data.image_array(record[name])
+            if path:
+                array = data.image_array(path)
                 plane = imaging.display_plane(array, detail.image_format, array.shape[-1] // 2 if array.ndim == 3 else None)
                 st.image(imaging.to_uint8(plane), width="stretch", output_format="PNG", caption=title)
             else:
                 st.caption(f"{title}: the case lacks the modality it starts from.")
-    if record.get("nearest_texts"):
+    if record.nearest_texts:
         st.markdown("**Real symptom texts nearest to the image's decoded text**")
-        for item in record["nearest_texts"]:
+        for item in record.nearest_texts:
             st.text(f"[{item['label']}] {item['text']}")

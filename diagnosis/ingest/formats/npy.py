@@ -1,0 +1,38 @@
+"""NumPy ``.npy`` arrays (``\\x93NUMPY``), decoded by MONAI; the project writes them for 3D MedMNIST volumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from diagnosis.ingest.formats.base import ImageFormat, LoadedImage, check_size, read_failure
+from diagnosis.ingest.formats.monai_reader import monai_affine, monai_read, monai_spacing
+
+__all__ = ["NPY"]
+
+
+class Npy(ImageFormat):
+    """A plain array file; its shape is read from the header (memory-mapped) before decoding."""
+
+    name = "npy"
+    suffixes = (".npy",)
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        return head.startswith(b"\x93NUMPY")
+
+    def read(self, path: Path) -> LoadedImage:
+        try:
+            shape = tuple(np.load(path, mmap_mode="r").shape)
+        except Exception as error:  # NumPy raises many types on corrupt headers
+            raise read_failure(path, error, header=True) from error
+        check_size(shape, path)
+        array, image = monai_read(path)
+        return LoadedImage(array, monai_spacing(image), monai_affine(image))
+
+    def write(self, array: np.ndarray, path: Path, spacing_mm: float = 1.0) -> None:
+        """Write the array as it is (no spacing is stored)."""
+        np.save(path, array)
+
+
+NPY = Npy()
