@@ -110,7 +110,7 @@ def sign_out() -> None:
     """Forget the signed-in user of this session, and revoke its store session (the cookie dies with it)."""
     session_id = st.session_state.pop(WEB_SESSION_KEY, None)
     if isinstance(session_id, int):
-        data.revoke_cookie_session(data.store_url(), session_id)
+        data.revoke_cookie_session(data.store_url(), session_id=session_id)
     for key in (USER_KEY, ACTIVE_KEY, COOKIE_BOUND_KEY):
         st.session_state.pop(key, None)
 
@@ -134,7 +134,7 @@ def _from_cookie() -> db.UserView | None:
     if isinstance(st.session_state.get(USER_KEY), db.UserView) and not bound:
         return None  # signed in with the form in this browser session; the cookie is set on the way
     secret = session_cookie.read_cookie(st.context.cookies)
-    found = None if secret is None else data.cookie_session(data.store_url(), secret, timeout_s())
+    found = None if secret is None else data.cookie_session(data.store_url(), secret, idle_s=timeout_s())
     if found is None:
         if bound:
             st.session_state.pop(WEB_SESSION_KEY, None)  # revoked or lapsed in the store already
@@ -216,7 +216,7 @@ def sign_in_form() -> None:
         st.session_state[USER_KEY] = result.user
         st.session_state[ACTIVE_KEY] = time.time()
         if session_cookie.enabled():  # the browser fetches its cookie and comes back to this page
-            opened = data.open_cookie_session(url, result.user.id, session_cookie.lifetime_s())
+            opened = data.open_cookie_session(url, result.user.id, lifetime_s=session_cookie.lifetime_s())
             st.session_state[WEB_SESSION_KEY] = opened.id
             page = session_cookie.safe_next(urlsplit(st.context.url or "/").path)
             _navigate(f"{session_cookie.SESSION_PATH}?{urlencode({'ticket': opened.ticket, 'next': page})}")

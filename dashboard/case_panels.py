@@ -82,7 +82,7 @@ def show_similar(url: str, case_key: str, model_version_id: int) -> None:
 
 def show_reconstruction(url: str, detail: db.CaseDetail, model_version_id: int, can_launch: bool) -> None:
     """The model's reconstruction and text -> image view beside the nearest real texts for the image, if computed."""
-    record = data.reconstruction(url, model_version_id, detail.summary.case_key)
+    record = data.reconstruction(url, detail.summary.case_key, model_version_id)
     if record is None:
         st.caption("Not computed yet for this model version (`diagnosis reconstruct CASE`); the dashboard never "
                    "runs a model itself.")  # fmt: skip

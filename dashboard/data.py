@@ -1,9 +1,10 @@
-"""Cached reads of the diagnosis store for the dashboard pages.
+"""Reads and writes of the diagnosis store for the dashboard pages.
 
-Every read goes through the query functions of :mod:`db` and returns its frozen dataclasses or plain
-dicts, so results can be cached with ``st.cache_data`` and shared between reruns and sessions. Each
-helper takes the store URL as its first argument: the cache key then changes with the store, and a test
-(or a user) pointing ``DIAGNOSIS_DATABASE_URL`` elsewhere never sees another store's rows.
+Every one goes through a function of :mod:`db` and returns its frozen dataclasses or plain dicts, so results can
+be cached with ``st.cache_data`` and shared between reruns and sessions. :func:`store_read` turns a ``db``
+function ``f(session, *args)`` into the page's ``f(url, *args)``: the store URL comes first, so the cache key
+changes with the store, and a test (or a user) pointing ``DIAGNOSIS_DATABASE_URL`` elsewhere never sees another
+store's rows. Reads that guard a form or an account, and writes, are never cached.
 
 Examples:
     >>> url = store_url()  # doctest: +SKIP
@@ -14,6 +15,8 @@ Examples:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -45,6 +48,7 @@ __all__ = [
     "sign_in",
     "status_counts",
     "store_url",
+    "store_read",
     "submit_review",
     "worklist_count",
     "worklist_cursor_at",
@@ -55,6 +59,32 @@ QUERY_TTL_S = 30  # seconds a query result is reused; flows writing meanwhile sh
 IMAGE_TTL_S = 600  # seconds a loaded image array stays cached
 PAGE_SIZE = 50  # cases per page of the worklist
 SPLITS: tuple[str, ...] = ("train", "val", "test")  # the manifest's split values
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def store_read(query: Callable[Concatenate[Any, P], T], *, cached: bool = True) -> Callable[Concatenate[str, P], T]:
+    """The page-side form of a ``db`` function: ``read(url, *args, **kwargs)`` runs ``query(session, *args,
+    **kwargs)`` in one store session (committed on success), cached for :data:`QUERY_TTL_S` unless ``cached`` is
+    False.
+
+    Args:
+        query: A function of :mod:`db` taking the session first.
+        cached: Share results between reruns and sessions (False for fresh reads and for writes).
+
+    Returns:
+        The wrapper, named and documented as ``query``.
+    """
+
+    def read(url: str, *args: P.args, **kwargs: P.kwargs) -> T:
+        with db.session_scope(url) as session:
+            return query(session, *args, **kwargs)
+
+    read.__name__ = read.__qualname__ = query.__name__  # Streamlit keys each cache by module, name and source
+    read.__doc__ = query.__doc__
+    return st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)(read) if cached else read
+
 
 
 @st.cache_resource(show_spinner="Opening the diagnosis store…")
@@ -85,32 +115,23 @@ def store_url() -> str:
         st.stop()
 
 
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def status_counts(url: str) -> dict[str, int]:
-    """Cases per status (every status present, 0 when none)."""
-    with db.session_scope(url) as session:
-        return db.status_counts(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def label_counts(url: str) -> dict[str, int]:
-    """Non-synthetic cases per true diagnosis (``unlabelled`` for cases without one)."""
-    with db.session_scope(url) as session:
-        return db.label_counts(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def predicted_label_counts(url: str, model_version_id: int) -> dict[str, int]:
-    """Predictions per predicted diagnosis for one model version."""
-    with db.session_scope(url) as session:
-        return db.predicted_label_counts(session, model_version_id)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def latest_model(url: str) -> db.ModelVersionView | None:
-    """The most recently registered model version, or ``None`` before the first training."""
-    with db.session_scope(url) as session:
-        return db.latest_model_version(session)
+status_counts = store_read(db.status_counts)
+label_counts = store_read(db.label_counts)
+predicted_label_counts = store_read(db.predicted_label_counts)
+latest_model = store_read(db.latest_model_version)
+flow_runs = store_read(db.list_flow_runs)
+datasets = store_read(db.case_datasets)
+case_detail = store_read(db.get_case)
+worklist_count = store_read(db.count_worklist)
+worklist_page = store_read(db.list_worklist)  # keyset pages: a deep page costs what the first does
+worklist_cursor_at = store_read(db.worklist_cursor_at)
+account = store_read(db.get_user, cached=False)  # every rerun re-checks the signed-in account
+review = store_read(db.get_review, cached=False)  # its version guards the review form
+case_audit = store_read(db.audit_log, cached=False)
+reconstruction = store_read(db.get_reconstruction, cached=False)  # a job may just have written it
+open_cookie_session = store_read(db.open_web_session, cached=False)
+cookie_session = store_read(db.session_user, cached=False)
+revoke_cookie_session = store_read(db.revoke_web_session, cached=False)
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
@@ -118,13 +139,6 @@ def model_names(url: str) -> dict[int, str]:
     """Model version id -> name, for labelling prediction histories."""
     with db.session_scope(url) as session:
         return {version.id: version.name for version in db.list_model_versions(session)}
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def flow_runs(url: str, limit: int = 10) -> list[db.FlowRunView]:
-    """The ``limit`` most recent flow runs, newest first."""
-    with db.session_scope(url) as session:
-        return db.list_flow_runs(session, limit)
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
@@ -146,79 +160,10 @@ def filter_options(url: str) -> dict[str, list[str]]:
     return {"status": statuses, "split": list(SPLITS), "label": sorted(labels), "predicted_label": sorted(predicted)}
 
 
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def datasets(url: str) -> list[str]:
-    """The data sets of the stored cases (``db.NO_DATASET`` for cases stored without one)."""
-    with db.session_scope(url) as session:
-        return db.case_datasets(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_count(url: str, where: db.WorklistFilter, after: db.WorklistCursor | None = None,
-                   limit: int | None = None) -> int:
-    """Number of worklist rows matching ``where`` after ``after``, at most ``limit`` (see :func:`db.count_worklist`)."""
-    with db.session_scope(url) as session:
-        return db.count_worklist(session, where, after=after, limit=limit)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_page(url: str, where: db.WorklistFilter, after: db.WorklistCursor | None = None,
-                  page_size: int = PAGE_SIZE) -> list[db.WorklistRow]:
-    """The page of the worklist that starts after ``after`` (None: the first page), most uncertain first; a keyset
-    page, so a deep page costs what the first does."""
-    with db.session_scope(url) as session:
-        return db.list_worklist(session, where, limit=page_size, after=after)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def worklist_cursor_at(url: str, where: db.WorklistFilter, rows: int,
-                       after: db.WorklistCursor | None = None) -> db.WorklistCursor | None:
-    """Where the page ``rows`` rows after ``after`` (None: the first row) starts, for a jump to it (see
-    :func:`db.worklist_cursor_at`)."""
-    with db.session_scope(url) as session:
-        return db.worklist_cursor_at(session, where, rows, after)
-
-
 def sign_in(url: str, username: str, password: str, client: str) -> db.SignInResult:
     """Check a throttled sign-in (:func:`db.sign_in`, policy from the environment; never cached)."""
     with db.session_scope(url) as session:
         return db.sign_in(session, username, password, client=client, policy=db.SignInPolicy.from_env())
-
-
-def account(url: str, username: str) -> db.UserView | None:
-    """The signed-in user's account as stored now (never cached: every rerun re-checks it)."""
-    with db.session_scope(url) as session:
-        return db.get_user(session, username)
-
-
-def open_cookie_session(url: str, user_id: int, lifetime_s: float) -> db.OpenedWebSession:
-    """Open a store session for a user who has just signed in; its ticket buys the browser its cookie."""
-    with db.session_scope(url) as session:
-        return db.open_web_session(session, user_id, lifetime_s=lifetime_s)
-
-
-def cookie_session(url: str, secret: str, idle_s: float) -> db.WebSessionUser | None:
-    """The active account behind a session cookie's secret, read fresh on every rerun (never cached)."""
-    with db.session_scope(url) as session:
-        return db.session_user(session, secret, idle_s=idle_s)
-
-
-def revoke_cookie_session(url: str, session_id: int) -> None:
-    """Sign a store session out (its cookie is refused from now on)."""
-    with db.session_scope(url) as session:
-        db.revoke_web_session(session, session_id=session_id)
-
-
-def review(url: str, case_key: str) -> db.ReviewView | None:
-    """The current review of a case, read fresh: its version guards the review form."""
-    with db.session_scope(url) as session:
-        return db.get_review(session, case_key)
-
-
-def case_audit(url: str, case_key: str) -> list[db.AuditView]:
-    """The audit rows of a case, newest first (read fresh)."""
-    with db.session_scope(url) as session:
-        return db.audit_log(session, case_key=case_key)
 
 
 def submit_review(url: str, **fields: object) -> db.ReviewView:
@@ -231,13 +176,6 @@ def submit_review(url: str, **fields: object) -> db.ReviewView:
         stored = db.submit_review(session, **fields)  # type: ignore[arg-type]
     st.cache_data.clear()
     return stored
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def case_detail(url: str, case_key: str) -> db.CaseDetail | None:
-    """Everything stored about one case, or ``None`` if there is no case ``case_key``."""
-    with db.session_scope(url) as session:
-        return db.get_case(session, case_key)
 
 
 @st.cache_data(ttl=IMAGE_TTL_S, max_entries=16, show_spinner="Loading image…")
@@ -257,9 +195,3 @@ def image_array(path: str) -> np.ndarray:
     from diagnosis.ingest.formats import read_image  # NIfTI / NumPy import MONAI: only pay for it when one is shown
 
     return read_image(path).array[0]
-
-
-def reconstruction(url: str, model_version_id: int, case_key: str) -> db.ReconstructionView | None:
-    """The decoded views ``diagnosis reconstruct`` stored for a case, or ``None`` (read fresh: a job may just have run)."""
-    with db.session_scope(url) as session:
-        return db.get_reconstruction(session, case_key, model_version_id)

@@ -1,16 +1,15 @@
 """Cached reads behind the Overview trends, the Model and Augmentation pages and the case page's neighbours.
 
-Like :mod:`dashboard.data`, every helper takes the store URL first and returns the frozen views of :mod:`db`.
+Each is a ``db`` function in the page-side form of :func:`dashboard.data.store_read`: the store URL first, cached.
 """
 
 from __future__ import annotations
 
-import streamlit as st
-
 import db
-from dashboard.data import QUERY_TTL_S
+from dashboard.data import store_read
 
 __all__ = [
+    "LATENT_SAMPLE",
     "cases_per_day",
     "evaluation_rows",
     "latent_sample",
@@ -24,57 +23,11 @@ __all__ = [
 LATENT_SAMPLE = 2000  # most recent predictions projected on the Model page
 
 
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def model_versions(url: str) -> list[db.ModelVersionView]:
-    """Every model version, newest first."""
-    with db.session_scope(url) as session:
-        return db.list_model_versions(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def evaluation_rows(url: str, model_version_id: int, split: str | None) -> list[db.EvalRow]:
-    """Labelled cases with one model version's probabilities (``split=None``: every split)."""
-    with db.session_scope(url) as session:
-        return db.predictions_for_evaluation(session, model_version_id, split)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def latent_sample(url: str, model_version_id: int) -> list[db.LatentPoint]:
-    """Latents of the most recent predictions of a model version (capped)."""
-    with db.session_scope(url) as session:
-        return db.latent_sample(session, model_version_id, limit=LATENT_SAMPLE)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def similar_cases(url: str, case_key: str, model_version_id: int, k: int = 5) -> list[db.SimilarCase]:
-    """Confirmed cases nearest to ``case_key`` in the latent space of a model version (capped pool)."""
-    with db.session_scope(url) as session:
-        return db.similar_cases(session, case_key, model_version_id, k=k)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def cases_per_day(url: str) -> dict[str, int]:
-    """Collected cases per UTC day."""
-    with db.session_scope(url) as session:
-        return db.cases_per_day(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def review_counts(url: str) -> dict[str, int]:
-    """Confirmed and overridden reviews."""
-    with db.session_scope(url) as session:
-        return db.review_counts(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def synthetic_counts(url: str) -> dict[str, int]:
-    """Generated cases per label."""
-    with db.session_scope(url) as session:
-        return db.synthetic_counts(session)
-
-
-@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def synthetic_samples(url: str, label: str | None, limit: int = 12) -> list[db.SyntheticSample]:
-    """The newest generated cases of a label."""
-    with db.session_scope(url) as session:
-        return db.synthetic_samples(session, label, limit=limit)
+model_versions = store_read(db.list_model_versions)
+evaluation_rows = store_read(db.predictions_for_evaluation)
+latent_sample = store_read(db.latent_sample)  # pages pass limit=LATENT_SAMPLE
+similar_cases = store_read(db.similar_cases)
+cases_per_day = store_read(db.cases_per_day)
+review_counts = store_read(db.review_counts)
+synthetic_counts = store_read(db.synthetic_counts)
+synthetic_samples = store_read(db.synthetic_samples)

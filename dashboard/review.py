@@ -75,7 +75,7 @@ def _submit(
 
 def show_audit(url: str, case_key: str) -> None:
     """The case's audit trail, newest first."""
-    rows = data.case_audit(url, case_key)
+    rows = data.case_audit(url, case_key=case_key)
     if not rows:
         st.caption("No review actions recorded for this case.")
         return

@@ -15,9 +15,7 @@ Examples:
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -28,6 +26,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from diagnosis.sqlite import enable_wal
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -81,34 +81,13 @@ def _is_sqlite_file(parsed: URL) -> bool:
     return parsed.get_backend_name() == "sqlite" and bool(db) and db != ":memory:" and not db.startswith("file:")
 
 
-def _enable_wal(cursor: Any) -> None:
-    """Switch the database to WAL journaling, waiting out competing connections.
-
-    Changing the journal mode needs an exclusive lock, and SQLite answers ``database is locked`` at once
-    (without calling the busy handler) while another connection holds any lock during the switch: two
-    processes opening a new database together hit this. The switch is retried until the busy timeout.
-    """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
-    while True:
-        try:
-            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
-
-
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """Enable foreign keys, WAL journaling and a busy timeout on every new SQLite connection."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        _enable_wal(cursor)
+        enable_wal(cursor, SQLITE_BUSY_TIMEOUT_MS / 1000)
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()

@@ -49,7 +49,7 @@ else:
     st.plotly_chart(px.bar(recall, x="diagnosis", y="recall", range_y=[0, 1]), key="recall")
 
 st.subheader("Latent space (PCA, 2D)")
-points = insight_data.latent_sample(url, version_id)
+points = insight_data.latent_sample(url, version_id, limit=insight_data.LATENT_SAMPLE)
 if len(points) < 2:
     st.caption("Too few stored latents of this model version to project.")
 else:

@@ -95,7 +95,7 @@ n_pages = math.ceil(counted / data.PAGE_SIZE)
 page = st.pagination(n_pages, key="page") if n_pages > 1 else 1
 if page != shown:  # the pager moved it (fewer pages than before)
     start = _page_start(url, where, page)
-rows = data.worklist_page(url, where, after=start) if page == 1 or start is not None else []
+rows = data.worklist_page(url, where, after=start, limit=data.PAGE_SIZE) if page == 1 or start is not None else []
 _remember_next(where, page, rows)
 first = (page - 1) * data.PAGE_SIZE + 1
 matching = f"more than {counted:,}" if more else f"{total:,}"

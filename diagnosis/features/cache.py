@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from diagnosis.sqlite import enable_wal
 
 __all__ = ["EmbeddingCache"]
 
@@ -30,7 +31,7 @@ class EmbeddingCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
-            _enable_wal(connection)
+            enable_wal(connection, TIMEOUT_S)
             connection.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
@@ -53,24 +54,3 @@ class EmbeddingCache:
         rows = [(key, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for key, v in vectors.items()]
         with self._connect() as connection:
             connection.executemany("INSERT OR IGNORE INTO embeddings (key, vector) VALUES (?, ?)", rows)
-
-
-def _enable_wal(connection: sqlite3.Connection) -> None:
-    """Switch the cache file to WAL journaling, waiting out competing connections.
-
-    SQLite answers ``database is locked`` at once, without its busy handler, when the journal mode is switched while
-    another connection holds a lock: processes opening one new cache together (Dask workers on a fresh home) hit it.
-    The same retry as ``db.engine`` does for the store; the two packages may not import each other.
-    """
-    deadline = time.monotonic() + TIMEOUT_S
-    delay = 0.005
-    while True:
-        try:
-            if str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)

@@ -1,8 +1,9 @@
-"""The dashboard's pure helpers: image scaling / orientation and the tables built from store views."""
+"""The dashboard's helpers: image scaling / orientation, the tables built from store views, the store reads."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import pytest
@@ -72,3 +73,25 @@ def test_the_reliability_curve_has_the_bins_of_the_reported_ece() -> None:
     assert ece_from_curve == pytest.approx(classification_metrics(labels, probabilities, names)["ece"])  # one binning
     assert reliability_bins(np.array([0.1, 0.9, 0.95]), np.array([0, 1, 0]), bins=2) == [(0.1, 0.0, 1), (0.925, 0.5, 2)]
     assert calibration_frame([]).empty
+
+
+def test_store_reads_keep_their_own_cache_and_fresh_reads_see_new_rows(store: Any) -> None:  # conftest Store
+    import streamlit as st
+
+    from dashboard import data, insight_data
+
+    st.cache_data.clear()
+    counts, labels = data.status_counts(store.url), data.label_counts(store.url)  # same arguments, two caches
+    assert counts == {"ingested": 1, "rejected": 1, "diagnosed": 3, "failed": 0} and "unlabelled" not in counts
+    assert set(labels) >= {"normal"} and set(labels) != set(counts)
+    assert data.status_counts.__name__ == "status_counts" and "Cases per status" in (data.status_counts.__doc__ or "")
+    assert insight_data.review_counts(store.url) == data.store_read(db.review_counts, cached=False)(store.url)
+    assert data.reconstruction(store.url, store.image_2d, 2) is None
+    with db.session_scope(store.url) as session:
+        db.save_reconstruction(session, store.image_2d, 2, reconstruction_path=None, image_from_text_path=None,
+                               nearest_texts=[])  # fmt: skip
+        session.execute(db.models.Case.__table__.update().values(status="failed"))  # every case, behind the cache
+    assert data.reconstruction(store.url, store.image_2d, 2) is not None  # never cached
+    assert data.status_counts(store.url) == counts  # cached for QUERY_TTL_S
+    st.cache_data.clear()
+    assert data.status_counts(store.url)["failed"] == 5
