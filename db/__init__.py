@@ -1,7 +1,12 @@
 """The diagnosis store: cases, predictions, model versions, flow runs, users and reviews in SQLite or PostgreSQL.
 
-Flows write through :mod:`db.repository`; the CLI and the dashboard read through :mod:`db.queries`,
-which returns frozen dataclasses. :func:`migrate` brings any database URL to the current schema.
+One module per aggregate holds its reads, writes and result types (frozen dataclasses): :mod:`db.cases` (ingestion,
+the case list and detail, what the flows read), :mod:`db.predictions`, :mod:`db.model_versions`,
+:mod:`db.promotions`, :mod:`db.runs`, :mod:`db.inbox`, :mod:`db.users` (with :mod:`db.signin` and
+:mod:`db.web_sessions`), :mod:`db.reviews`, :mod:`db.reconstructions`. :mod:`db.claims` hands out chunks of work
+to diagnosis runs; :mod:`db.screens` holds the read models of the dashboard's screens (worklist, insight), which read
+across aggregates. Functions take an open session and never commit (:func:`session_scope` does); this package
+re-exports every public name. :func:`migrate` brings any database URL to the current schema.
 
 Examples:
     >>> from db import migrate, session_scope, list_cases  # doctest: +SKIP
@@ -12,9 +17,59 @@ Examples:
 
 from __future__ import annotations
 
+from db.cases import (
+    NO_DATASET,
+    CaseDetail,
+    CaseIn,
+    CaseInput,
+    CaseSummary,
+    ImageIn,
+    UpsertOutcome,
+    case_datasets,
+    count_cases,
+    get_case,
+    in_datasets,
+    iter_case_inputs,
+    label_counts,
+    labelled_datasets,
+    list_cases,
+    mark_cases_failed,
+    status_counts,
+    upsert_cases,
+)
 from db.claims import Claim, claim_chunk, is_transient_error, peek_cases, pending_case_ids
 from db.engine import default_sqlite_url, dispose_engines, get_engine, migrate, session_scope
-from db.insight import (
+from db.inbox import InboxManifestView, ingested_manifest_hashes, list_inbox_manifests, record_inbox_manifest
+from db.model_versions import (
+    ModelVersionView,
+    get_model_version,
+    latest_model_version,
+    list_model_versions,
+    register_model_version,
+    update_model_metrics,
+)
+from db.predictions import (
+    EvalRow,
+    PredictionIn,
+    PredictionView,
+    predicted_label_counts,
+    predictions_for_evaluation,
+    save_predictions,
+)
+from db.promotions import PromotionView, current_model_id, list_promotions, record_promotion
+from db.reconstructions import ReconstructionView, get_reconstruction, save_reconstruction
+from db.reviews import (
+    AuditView,
+    ReviewView,
+    StaleReviewError,
+    append_audit,
+    audit_log,
+    get_review,
+    review_counts,
+    submit_review,
+)
+from db.runs import FlowRunView, fail_dead_runs, finish_flow_run, list_flow_runs, start_flow_run
+from db.screens.insight import (
     NEIGHBOUR_POOL,
     LatentPoint,
     SimilarCase,
@@ -25,65 +80,15 @@ from db.insight import (
     synthetic_counts,
     synthetic_samples,
 )
-from db.promotions import (
-    InboxManifestView,
-    PromotionView,
-    current_model_id,
-    ingested_manifest_hashes,
-    list_inbox_manifests,
-    list_promotions,
-    record_inbox_manifest,
-    record_promotion,
-)
-from db.queries import (
-    CaseDetail,
-    CaseSummary,
-    EvalRow,
-    FlowRunView,
-    ModelVersionView,
-    PredictionView,
-    count_cases,
-    get_case,
-    get_model_version,
-    label_counts,
-    latest_model_version,
-    list_cases,
-    list_flow_runs,
-    list_model_versions,
-    predicted_label_counts,
-    predictions_for_evaluation,
-    status_counts,
-)
-from db.reconstructions import ReconstructionView, get_reconstruction, save_reconstruction
-from db.repository import (
-    CaseIn,
-    CaseInput,
-    ImageIn,
-    PredictionIn,
-    UpsertOutcome,
-    fail_dead_runs,
-    finish_flow_run,
-    NO_DATASET,
-    in_datasets,
-    iter_case_inputs,
-    case_datasets,
-    labelled_datasets,
-    mark_cases_failed,
-    register_model_version,
-    save_predictions,
-    start_flow_run,
-    update_model_metrics,
-    upsert_cases,
-)
-from db.reviews import (
-    AuditView,
-    ReviewView,
-    StaleReviewError,
-    append_audit,
-    audit_log,
-    get_review,
-    review_counts,
-    submit_review,
+from db.screens.worklist import (
+    COUNT_AHEAD,
+    REVIEW_STATES,
+    WorklistCursor,
+    WorklistFilter,
+    WorklistRow,
+    count_worklist,
+    list_worklist,
+    worklist_cursor_at,
 )
 from db.signin import SignInPolicy, SignInResult, reset_sign_in_throttle, sign_in
 from db.users import (
@@ -106,8 +111,6 @@ from db.web_sessions import (
     revoke_web_session,
     session_user,
 )
-from db.worklist import (COUNT_AHEAD, REVIEW_STATES, WorklistCursor, WorklistFilter, WorklistRow, count_worklist,
-                         list_worklist, worklist_cursor_at)
 
 __all__ = [
     "COUNT_AHEAD",

@@ -18,17 +18,18 @@ snapshot under READ COMMITTED), so a chunk committed by another run a moment ear
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from db.cases.inputs import CaseInput, case_inputs_query, not_predicted_by
+from db.cases.queries import in_datasets
 from db.engine import session_scope
 from db.models import Case, Prediction
-from db.repository import CaseInput, case_inputs_query, in_datasets, not_predicted_by
 
 __all__ = ["Claim", "claim_chunk", "is_transient_error", "peek_cases", "pending_case_ids"]
 

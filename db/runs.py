@@ -1,76 +1,42 @@
-"""Writes of model versions and flow runs (re-exported by :mod:`db.repository`)."""
+"""Flow runs: started, finished or failed (also when their process died), and listed newest first."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import FlowRun, ModelVersion, utcnow
+from db.models import FlowRun, utcnow
 
-__all__ = ["fail_dead_runs", "finish_flow_run", "register_model_version", "start_flow_run", "update_model_metrics"]
+__all__ = [
+    "FlowRunView",
+    "fail_dead_runs",
+    "finish_flow_run",
+    "list_flow_runs",
+    "start_flow_run",
+]
+
+
+@dataclass(frozen=True)
+class FlowRunView:
+    """One recorded flow run."""
+
+    id: int
+    flow_name: str
+    prefect_run_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    counts: dict[str, int]
+    model_version_id: int | None
+    error: str | None
+
 
 _FINAL_STATUSES = ("completed", "failed")
 """Statuses a flow run may finish with."""
-
-
-def register_model_version(
-    session: Session,
-    *,
-    name: str,
-    fusion: str,
-    config: dict[str, Any],
-    label_names: Sequence[str],
-    metrics: dict[str, Any],
-    checkpoint_path: str,
-) -> int:
-    """Record a trained model and return its version id.
-
-    Args:
-        session: An open session.
-        name: Human-readable model name.
-        fusion: Fusion strategy, e.g. ``poe`` / ``moe`` / ``mopoe``.
-        config: The training config (JSON-serialisable).
-        label_names: Class names in output order.
-        metrics: Metrics per split, e.g. ``{"val": {"accuracy": 0.9}}``.
-        checkpoint_path: Where the weights were saved.
-
-    Returns:
-        The new model version id.
-
-    Raises:
-        ValueError: If ``label_names`` is empty.
-    """
-    if not label_names:
-        raise ValueError(f"model {name!r} has no label names: pass the class names in output order")
-    version = ModelVersion(
-        name=name,
-        fusion=fusion,
-        config=dict(config),
-        label_names=[str(label) for label in label_names],
-        metrics=dict(metrics),
-        checkpoint_path=str(checkpoint_path),
-    )
-    session.add(version)
-    session.flush()
-    return version.id
-
-
-def update_model_metrics(session: Session, model_version_id: int, metrics: dict[str, Any]) -> None:
-    """Merge ``metrics`` into a model version's stored metrics (top-level keys are replaced).
-
-    ``update_model_metrics(s, 3, {"test": {...}})`` adds test metrics and keeps the stored ``val`` ones.
-
-    Raises:
-        LookupError: If the model version does not exist.
-    """
-    version = session.get(ModelVersion, model_version_id)
-    if version is None:
-        raise LookupError(f"model version {model_version_id} not found; list versions with `diagnosis models`")
-    version.metrics = {**version.metrics, **metrics}
-    session.flush()
 
 
 def start_flow_run(session: Session, *, flow_name: str, prefect_run_id: str | None, hostname: str | None = None,
@@ -143,3 +109,22 @@ def finish_flow_run(
     run.model_version_id = model_version_id
     run.error = error
     session.flush()
+
+
+def list_flow_runs(session: Session, limit: int = 50) -> list[FlowRunView]:
+    """The most recent flow runs, newest first."""
+    rows = session.execute(select(FlowRun).order_by(FlowRun.id.desc()).limit(limit)).scalars()
+    return [
+        FlowRunView(
+            id=r.id,
+            flow_name=r.flow_name,
+            prefect_run_id=r.prefect_run_id,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            status=r.status,
+            counts=dict(r.counts),
+            model_version_id=r.model_version_id,
+            error=r.error,
+        )
+        for r in rows
+    ]

@@ -1,44 +1,104 @@
-"""Read queries for the CLI and the dashboard, returning frozen dataclasses from :mod:`db.results`.
+"""Reads of cases for the CLI and the dashboard: pages of the case list, counts, one case's detail, data sets.
 
 Lists are paginated and built from a constant number of queries (no N+1): the newest prediction of each
 case is the one with no prediction from a newer model version (an anti-join answered by the
 ``(case_id, model_version_id)`` unique index), so a page costs about the same with 100 or 100k cases.
-Model-version and flow-run reads live in :mod:`db.run_queries` and are re-exported here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import CASE_STATUSES, Case, Image, Patient, Prediction, SymptomNote
-from db.run_queries import get_model_version, latest_model_version, list_flow_runs, list_model_versions
-from db.results import CaseDetail, CaseSummary, EvalRow, FlowRunView, ModelVersionView, PredictionView
+from db.predictions import PredictionView
 
 __all__ = [
+    "NO_DATASET",
+    "UNLABELLED",
     "CaseDetail",
     "CaseSummary",
-    "EvalRow",
-    "FlowRunView",
-    "ModelVersionView",
-    "PredictionView",
+    "case_datasets",
     "count_cases",
     "get_case",
-    "get_model_version",
+    "in_datasets",
     "label_counts",
-    "latest_model_version",
+    "labelled_datasets",
     "list_cases",
-    "list_flow_runs",
-    "list_model_versions",
-    "predicted_label_counts",
-    "predictions_for_evaluation",
     "status_counts",
 ]
 
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """One row of the case list.
+
+    Attributes:
+        id: Database id.
+        case_key: The manifest's ``case_id``.
+        patient_key: The manifest's ``patient_id``.
+        status: ``ingested`` / ``rejected`` / ``diagnosed`` / ``failed``.
+        error: Why the case was rejected or failed.
+        label: True label.
+        split: ``train`` / ``val`` / ``test``.
+        has_image: Whether an image is stored.
+        has_text: Whether a symptom note is stored.
+        is_synthetic: Whether the case was generated.
+        predicted_label: Label predicted by the newest model version that has a prediction for the case.
+        predicted_probability: That model's probability for ``predicted_label``.
+        predicted_by: That model version's id.
+        predictions_per_model: Model version id -> number of predictions for this case.
+        updated_at: Last change of the case row (UTC).
+    """
+
+    id: int
+    case_key: str
+    patient_key: str | None
+    status: str
+    error: str | None
+    label: str | None
+    split: str | None
+    has_image: bool
+    has_text: bool
+    is_synthetic: bool
+    predicted_label: str | None
+    predicted_probability: float | None
+    predicted_by: int | None
+    predictions_per_model: dict[int, int]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    """Everything stored about one case.
+
+    Attributes:
+        summary: The list row of the case.
+        image_path: Image file, if any.
+        image_format: ``png`` / ``nifti`` / ``dicom`` / ``npy`` / ...
+        image_shape: Array shape of the loaded image.
+        image_spacing: Voxel spacing in mm, if known.
+        text: Symptom description, if any.
+        predictions: All predictions, newest model version first.
+    """
+
+    summary: CaseSummary
+    image_path: str | None
+    image_format: str | None
+    image_shape: tuple[int, ...] | None
+    image_spacing: tuple[float, ...] | None
+    text: str | None
+    predictions: tuple[PredictionView, ...]
+
+
 UNLABELLED = "unlabelled"
 """Key used by :func:`label_counts` for cases without a true label."""
+
 
 _Latest = aliased(Prediction, name="latest_prediction")
 """The newest-model prediction of a case, outer-joined into case lists."""
@@ -189,20 +249,6 @@ def label_counts(session: Session) -> dict[str, int]:
     return {label if label is not None else UNLABELLED: n for label, n in rows}
 
 
-def predicted_label_counts(session: Session, model_version_id: int) -> dict[str, int]:
-    """Predictions per predicted label for one model version."""
-    rows = (
-        session.execute(
-            select(Prediction.label, func.count())
-            .where(Prediction.model_version_id == model_version_id)
-            .group_by(Prediction.label)
-        )
-        .tuples()
-        .all()
-    )
-    return dict(rows)
-
-
 def get_case(session: Session, case_key: str) -> CaseDetail | None:
     """Return everything stored about the case ``case_key``, or ``None`` if there is no such case."""
     summaries = _summaries(session, _summary_select().where(Case.case_key == case_key))
@@ -241,27 +287,25 @@ def get_case(session: Session, case_key: str) -> CaseDetail | None:
     )
 
 
-def predictions_for_evaluation(session: Session, model_version_id: int, split: str | None) -> list[EvalRow]:
-    """Labelled, non-synthetic cases predicted by a model version, ordered by case id.
+NO_DATASET = "(none)"  # the name of "no data set" (cases stored before data sets existed) in messages and options
 
-    Args:
-        session: An open session.
-        model_version_id: The model version whose predictions to evaluate.
-        split: Keep only this split (``None`` = all splits).
 
-    Returns:
-        One row per case: its key, true label and the model's probabilities.
-    """
-    stmt = (
-        select(Case.case_key, Case.label, Prediction.probabilities)
-        .join(Prediction, Prediction.case_id == Case.id)
-        .where(
-            Prediction.model_version_id == model_version_id,
-            Case.label.is_not(None),
-            Case.is_synthetic.is_(False),
-        )
-        .order_by(Case.id)
-    )
-    if split is not None:
-        stmt = stmt.where(Case.split == split)
-    return [EvalRow(case_key=k, label=lbl, probabilities=dict(p)) for k, lbl, p in session.execute(stmt)]
+def in_datasets(datasets: Sequence[str | None]) -> ColumnElement[bool]:
+    """``cases`` of these data sets (``None`` in the list: cases stored without one)."""
+    named = [d for d in datasets if d is not None]
+    return Case.dataset.in_(named) | (Case.dataset.is_(None) if None in datasets else false())
+
+
+def case_datasets(session: Session) -> list[str]:
+    """The data sets the stored cases belong to, sorted (``NO_DATASET`` last when some cases have none)."""
+    names = session.scalars(select(Case.dataset).distinct()).all()
+    return sorted(n for n in names if n is not None) + ([NO_DATASET] if None in names else [])
+
+
+def labelled_datasets(session: Session) -> dict[str | None, int]:
+    """Labelled, non-rejected, collected (not synthetic) cases per data set (``None``: cases stored without one)."""
+    rows = session.execute(
+        select(Case.dataset, func.count()).where(Case.status != "rejected", Case.label.is_not(None),
+                                                 Case.is_synthetic.is_(False)).group_by(Case.dataset)
+    ).all()
+    return {dataset: int(count) for dataset, count in rows}

@@ -1,4 +1,4 @@
-"""Idempotent bulk ingestion of cases (re-exported by :mod:`db.repository`)."""
+"""Idempotent bulk ingestion of cases: what a manifest row becomes in the store."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from db._sql import chunked, insert_ignoring_conflicts
 from db.models import Case, Image, Patient, SymptomNote, utcnow
 
-__all__ = ["INGEST_STATUSES", "CaseIn", "ImageIn", "UpsertOutcome", "case_fingerprint", "upsert_cases"]
+__all__ = [
+    "INGEST_STATUSES",
+    "CaseIn",
+    "ImageIn",
+    "UpsertOutcome",
+    "case_fingerprint",
+    "upsert_cases",
+]
+
 
 INGEST_STATUSES: tuple[str, ...] = ("ingested", "rejected")
 """Statuses a case may be ingested with."""

@@ -1,15 +1,99 @@
-"""Reads of model versions and flow runs (re-exported by :mod:`db.queries`)."""
+"""Model versions: registration, metrics, and the reads that name them (``latest`` is the newest eligible one, see
+:mod:`db.promotions`)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import FlowRun, ModelVersion
+from db.models import ModelVersion
 from db.promotions import current_model_id, held_back_model_ids
-from db.results import FlowRunView, ModelVersionView
 
-__all__ = ["get_model_version", "latest_model_version", "list_flow_runs", "list_model_versions"]
+__all__ = [
+    "ModelVersionView",
+    "get_model_version",
+    "latest_model_version",
+    "list_model_versions",
+    "register_model_version",
+    "update_model_metrics",
+]
+
+
+@dataclass(frozen=True)
+class ModelVersionView:
+    """A registered model version (``promoted``: eligible to be ``latest``, see :mod:`db.promotions`)."""
+
+    id: int
+    name: str
+    created_at: datetime
+    fusion: str
+    config: dict[str, Any]
+    label_names: tuple[str, ...]
+    metrics: dict[str, Any]
+    checkpoint_path: str
+    promoted: bool = True  # False: a candidate that lost its comparison with the current model or awaits it
+
+
+def register_model_version(
+    session: Session,
+    *,
+    name: str,
+    fusion: str,
+    config: dict[str, Any],
+    label_names: Sequence[str],
+    metrics: dict[str, Any],
+    checkpoint_path: str,
+) -> int:
+    """Record a trained model and return its version id.
+
+    Args:
+        session: An open session.
+        name: Human-readable model name.
+        fusion: Fusion strategy, e.g. ``poe`` / ``moe`` / ``mopoe``.
+        config: The training config (JSON-serialisable).
+        label_names: Class names in output order.
+        metrics: Metrics per split, e.g. ``{"val": {"accuracy": 0.9}}``.
+        checkpoint_path: Where the weights were saved.
+
+    Returns:
+        The new model version id.
+
+    Raises:
+        ValueError: If ``label_names`` is empty.
+    """
+    if not label_names:
+        raise ValueError(f"model {name!r} has no label names: pass the class names in output order")
+    version = ModelVersion(
+        name=name,
+        fusion=fusion,
+        config=dict(config),
+        label_names=[str(label) for label in label_names],
+        metrics=dict(metrics),
+        checkpoint_path=str(checkpoint_path),
+    )
+    session.add(version)
+    session.flush()
+    return version.id
+
+
+def update_model_metrics(session: Session, model_version_id: int, metrics: dict[str, Any]) -> None:
+    """Merge ``metrics`` into a model version's stored metrics (top-level keys are replaced).
+
+    ``update_model_metrics(s, 3, {"test": {...}})`` adds test metrics and keeps the stored ``val`` ones.
+
+    Raises:
+        LookupError: If the model version does not exist.
+    """
+    version = session.get(ModelVersion, model_version_id)
+    if version is None:
+        raise LookupError(f"model version {model_version_id} not found; list versions with `diagnosis models`")
+    version.metrics = {**version.metrics, **metrics}
+    session.flush()
 
 
 def _model_view(row: ModelVersion, promoted: bool = True) -> ModelVersionView:
@@ -82,22 +166,3 @@ def list_model_versions(session: Session) -> list[ModelVersionView]:
     held_back = held_back_model_ids(session)
     rows = session.execute(select(ModelVersion).order_by(ModelVersion.id.desc())).scalars()
     return [_model_view(row, promoted=row.id not in held_back) for row in rows]
-
-
-def list_flow_runs(session: Session, limit: int = 50) -> list[FlowRunView]:
-    """The most recent flow runs, newest first."""
-    rows = session.execute(select(FlowRun).order_by(FlowRun.id.desc()).limit(limit)).scalars()
-    return [
-        FlowRunView(
-            id=r.id,
-            flow_name=r.flow_name,
-            prefect_run_id=r.prefect_run_id,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            status=r.status,
-            counts=dict(r.counts),
-            model_version_id=r.model_version_id,
-            error=r.error,
-        )
-        for r in rows
-    ]

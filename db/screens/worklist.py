@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from db.cases.queries import NO_DATASET, in_datasets
 from db.models import Case, Prediction, Review
-from db.repository import NO_DATASET, in_datasets
 
 __all__ = ["COUNT_AHEAD", "REVIEW_STATES", "WorklistCursor", "WorklistFilter", "WorklistRow", "count_worklist",
            "list_worklist", "worklist_cursor_at"]
