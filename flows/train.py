@@ -145,9 +145,14 @@ def model_directory(models_dir: Path, fusion: str) -> tuple[str, Path]:
 
 def stage_summaries(result: FitResult, text: TextStage | None) -> dict:
     """What each training stage did, for the model version's record."""
-    return {"text": text.summary() if text else None,
-            "image": result.image_stage.summary() if result.image_stage else None,
-            "fusion": {"best_epoch": result.best_epoch, "epochs": len(result.history), "seconds": round(result.seconds, 1)}}
+    stages = {"text": text.summary() if text else None,
+              "image": result.image_stage.summary() if result.image_stage else None,
+              "fusion": {"best_epoch": result.best_epoch, "epochs": len(result.history), "seconds": round(result.seconds, 1)}}
+    if result.layerwise:  # the stacked autoencoder's greedy stage: each layer's last reconstruction error
+        last = {int(r["layer"]): round(float(r["loss"]), 5) for r in result.layerwise}
+        stages["layerwise"] = {"layers": len(last), "epochs_per_layer": len(result.layerwise) // len(last),
+                               "final_loss": [last[k] for k in sorted(last)]}  # fmt: skip
+    return stages
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])

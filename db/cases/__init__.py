@@ -1,8 +1,9 @@
-"""Cases: ingestion (:mod:`db.cases.upsert`), the reads of the case list and detail (:mod:`db.cases.queries`), and
+"""Cases: ingestion (:mod:`db.cases.upsert`, its input types in :mod:`db.cases.incoming`), the reads of the case list and detail (:mod:`db.cases.queries`), and
 what the flows read of them (:mod:`db.cases.inputs`)."""
 
 from __future__ import annotations
 
+from db.cases.incoming import INGEST_STATUSES, CaseIn, ImageIn, UpsertOutcome, case_fingerprint
 from db.cases.inputs import CaseInput, case_inputs_query, iter_case_inputs, mark_cases_failed, not_predicted_by
 from db.cases.queries import (
     NO_DATASET,
@@ -18,7 +19,7 @@ from db.cases.queries import (
     list_cases,
     status_counts,
 )
-from db.cases.upsert import INGEST_STATUSES, CaseIn, ImageIn, UpsertOutcome, case_fingerprint, upsert_cases
+from db.cases.upsert import upsert_cases
 
 __all__ = [
     "INGEST_STATUSES",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, select
 from sqlalchemy.orm import Session, aliased
@@ -22,6 +22,7 @@ __all__ = [
     "NO_DATASET",
     "UNLABELLED",
     "CaseDetail",
+    "CaseFilters",
     "CaseSummary",
     "case_datasets",
     "count_cases",
@@ -116,25 +117,29 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filter(
-    stmt: Select[Any],
-    *,
-    status: str | None,
-    split: str | None,
-    label: str | None,
-    predicted_label: str | None,
-    search: str | None,
-) -> Select[Any]:
-    """Apply the case-list filters (``predicted_label`` needs ``_Latest`` joined)."""
-    if status is not None:
-        stmt = stmt.where(Case.status == status)
-    if split is not None:
-        stmt = stmt.where(Case.split == split)
-    if label is not None:
-        stmt = stmt.where(Case.label == label)
-    if predicted_label is not None:
-        stmt = stmt.where(_Latest.label == predicted_label)
-    if search:
+class CaseFilters(TypedDict, total=False):
+    """The case list's filters, each optional (absent or None: not filtered)."""
+
+    status: str | None  # keep only this status
+    split: str | None  # keep only this split
+    label: str | None  # keep only this true label
+    predicted_label: str | None  # keep only cases whose newest-model prediction is this label
+    search: str | None  # keep only cases whose ``case_key`` contains this text (case-insensitive)
+
+
+def _filter(stmt: Select[Any], filters: CaseFilters) -> Select[Any]:
+    """Apply the case-list filters (``predicted_label`` needs ``_Latest`` joined).
+
+    Raises:
+        TypeError: A filter that :class:`CaseFilters` does not name.
+    """
+    if unknown := set(filters) - set(CaseFilters.__annotations__):
+        raise TypeError(f"unknown case filter(s) {sorted(unknown)}; known: {', '.join(CaseFilters.__annotations__)}")
+    for column, name in ((Case.status, "status"), (Case.split, "split"), (Case.label, "label"),
+                         (_Latest.label, "predicted_label")):  # fmt: skip
+        if filters.get(name) is not None:
+            stmt = stmt.where(column == filters[name])
+    if search := filters.get("search"):
         stmt = stmt.where(Case.case_key.ilike(f"%{_escape_like(search)}%", escape="\\"))
     return stmt
 
@@ -183,53 +188,28 @@ def _summaries(session: Session, stmt: Select[Any]) -> list[CaseSummary]:
     return out
 
 
-def list_cases(
-    session: Session,
-    *,
-    status: str | None = None,
-    split: str | None = None,
-    label: str | None = None,
-    predicted_label: str | None = None,
-    search: str | None = None,
-    limit: int | None = 100,
-    offset: int = 0,
-) -> list[CaseSummary]:
+def list_cases(session: Session, *, limit: int | None = 100, offset: int = 0,
+               **filters: Unpack[CaseFilters]) -> list[CaseSummary]:
     """Return one page of cases, ordered by id.
 
     Args:
         session: An open session.
-        status: Keep only this status.
-        split: Keep only this split.
-        label: Keep only this true label.
-        predicted_label: Keep only cases whose newest-model prediction is this label.
-        search: Keep only cases whose ``case_key`` contains this text (case-insensitive).
         limit: Page size (``None`` = no limit).
         offset: Rows to skip.
+        **filters: :class:`CaseFilters` (status, split, label, predicted_label, search).
 
     Returns:
         At most ``limit`` summaries, built with two queries.
     """
-    stmt = _filter(
-        _summary_select(), status=status, split=split, label=label, predicted_label=predicted_label, search=search
-    )
-    return _summaries(session, stmt.limit(limit).offset(offset))
+    return _summaries(session, _filter(_summary_select(), filters).limit(limit).offset(offset))
 
 
-def count_cases(
-    session: Session,
-    *,
-    status: str | None = None,
-    split: str | None = None,
-    label: str | None = None,
-    predicted_label: str | None = None,
-    search: str | None = None,
-) -> int:
+def count_cases(session: Session, **filters: Unpack[CaseFilters]) -> int:
     """Count the cases :func:`list_cases` would return with the same filters and no limit."""
     stmt = select(func.count(Case.id))
-    if predicted_label is not None:
+    if filters.get("predicted_label") is not None:
         stmt = stmt.join(_Latest, _latest_join_condition())
-    stmt = _filter(stmt, status=status, split=split, label=label, predicted_label=predicted_label, search=search)
-    return int(session.execute(stmt).scalar_one())
+    return int(session.execute(_filter(stmt, filters)).scalar_one())
 
 
 def status_counts(session: Session) -> dict[str, int]:

@@ -1,16 +1,16 @@
-"""Idempotent bulk ingestion of cases: what a manifest row becomes in the store."""
+"""Idempotent bulk ingestion of cases: what a manifest row becomes in the store (its input types and fingerprint\nare in :mod:`db.cases.incoming`)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db._sql import chunked, insert_ignoring_conflicts
+from db.cases.incoming import INGEST_STATUSES, CaseIn, ImageIn, UpsertOutcome, case_fingerprint
 from db.models import Case, Image, Patient, SymptomNote, utcnow
 
 __all__ = [
@@ -21,104 +21,6 @@ __all__ = [
     "case_fingerprint",
     "upsert_cases",
 ]
-
-
-INGEST_STATUSES: tuple[str, ...] = ("ingested", "rejected")
-"""Statuses a case may be ingested with."""
-
-
-@dataclass(frozen=True)
-class ImageIn:
-    """The image of a case as found by ingestion.
-
-    Attributes:
-        path: Where the image file lives.
-        sha256: Hash of the file content.
-        format: ``png``, ``nifti``, ``dicom``, ``npy``, ...
-        shape: Array shape after loading, e.g. ``(H, W)`` or ``(D, H, W)``.
-        spacing: Voxel spacing in mm when the format carries it.
-    """
-
-    path: str
-    sha256: str
-    format: str
-    shape: tuple[int, ...]
-    spacing: tuple[float, ...] | None
-
-
-@dataclass(frozen=True)
-class CaseIn:
-    """One manifest row to store.
-
-    Attributes:
-        case_key: The manifest's ``case_id``.
-        patient_key: The manifest's ``patient_id``.
-        label: True diagnosis label, if known.
-        split: ``train`` / ``val`` / ``test``.
-        text: Symptom description.
-        image: The image, if the case has one.
-        status: ``ingested`` or ``rejected``.
-        error: Why the row was rejected (a reason a person can act on).
-        source: Manifest path the row came from.
-        is_synthetic: Whether the case was generated rather than collected.
-        dataset: The data set the case belongs to (not part of its content: a re-ingest under another data set
-            name changes nothing).
-    """
-
-    case_key: str
-    patient_key: str | None
-    label: str | None
-    split: str | None
-    text: str | None
-    image: ImageIn | None
-    status: str = "ingested"
-    error: str | None = None
-    source: str | None = None
-    is_synthetic: bool = False
-    dataset: str | None = None
-
-
-@dataclass(frozen=True)
-class UpsertOutcome:
-    """What :func:`upsert_cases` did.
-
-    Attributes:
-        created: New cases written.
-        unchanged: Cases already stored with the same content (nothing written).
-        replaced: Previously rejected cases overwritten by corrected content.
-        conflicts: ``(case_key, reason)`` for every case that was not written.
-    """
-
-    created: int
-    unchanged: int
-    replaced: int
-    conflicts: tuple[tuple[str, str], ...]
-
-
-def case_fingerprint(case: CaseIn) -> str:
-    """Hash the content of a case that decides whether a re-ingest changes it.
-
-    Covers patient key, label, split, text, image sha256 and path, status and error; not ``source`` or
-    ``is_synthetic``.
-
-    Args:
-        case: The case.
-
-    Returns:
-        A 64-character hex sha256 digest.
-    """
-    image = case.image
-    payload = [
-        case.patient_key,
-        case.label,
-        case.split,
-        case.text,
-        image.sha256 if image else None,
-        image.path if image else None,
-        case.status,
-        case.error,
-    ]
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def _existing(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str, str]]:
@@ -202,6 +104,34 @@ def _validate(case: CaseIn) -> None:
         )
 
 
+def _first_of_each_key(cases: Sequence[CaseIn]) -> tuple[dict[str, tuple[CaseIn, str]], int, list[tuple[str, str]]]:
+    """The first case of each ``case_key`` with its fingerprint, how many repeats were identical, and a conflict for
+    each repeat that differs."""
+    batch: dict[str, tuple[CaseIn, str]] = {}
+    unchanged, conflicts = 0, []
+    for case in cases:
+        fingerprint = case_fingerprint(case)
+        first = batch.get(case.case_key)
+        if first is None:
+            batch[case.case_key] = (case, fingerprint)
+        elif first[1] == fingerprint:
+            unchanged += 1
+        else:
+            conflicts.append((case.case_key, f"case_id {case.case_key} appears twice in this batch with different "
+                                             "content; the first row was kept; give each case its own case_id"))
+    return batch, unchanged, conflicts
+
+
+def _replace(session: Session, cases: Sequence[tuple[int, CaseIn, str]], patients: dict[str, int],
+             now: datetime) -> None:
+    """Overwrite rejected cases with their corrected rows; their image and note rows are written again afterwards."""
+    session.execute(update(Case), [{"id": case_id, **_case_fields(c, fp, patients), "updated_at": now}
+                                   for case_id, c, fp in cases])  # fmt: skip
+    for chunk in chunked([case_id for case_id, _, _ in cases]):
+        session.execute(delete(Image).where(Image.case_id.in_(chunk)))
+        session.execute(delete(SymptomNote).where(SymptomNote.case_id.in_(chunk)))
+
+
 def upsert_cases(session: Session, cases: Sequence[CaseIn]) -> UpsertOutcome:
     """Store cases idempotently, in bulk (a few statements per 500 cases, no commit).
 
@@ -232,24 +162,7 @@ def upsert_cases(session: Session, cases: Sequence[CaseIn]) -> UpsertOutcome:
     """
     for case in cases:
         _validate(case)
-    unchanged = 0
-    conflicts: list[tuple[str, str]] = []
-    batch: dict[str, tuple[CaseIn, str]] = {}
-    for case in cases:
-        fingerprint = case_fingerprint(case)
-        first = batch.get(case.case_key)
-        if first is None:
-            batch[case.case_key] = (case, fingerprint)
-        elif first[1] == fingerprint:
-            unchanged += 1
-        else:
-            conflicts.append(
-                (
-                    case.case_key,
-                    f"case_id {case.case_key} appears twice in this batch with different content; "
-                    "the first row was kept; give each case its own case_id",
-                )
-            )
+    batch, unchanged, conflicts = _first_of_each_key(cases)
 
     def classify(keys: Sequence[str]) -> list[tuple[int, CaseIn, str]]:
         """Count unchanged/conflicting stored cases among ``keys``; return the ones to replace."""
@@ -288,14 +201,7 @@ def upsert_cases(session: Session, cases: Sequence[CaseIn]) -> UpsertOutcome:
         to_replace += classify(lost)
 
     if to_replace:
-        ids = [case_id for case_id, _, _ in to_replace]
-        session.execute(
-            update(Case),
-            [{"id": case_id, **_case_fields(c, fp, patients), "updated_at": now} for case_id, c, fp in to_replace],
-        )
-        for chunk in chunked(ids):
-            session.execute(delete(Image).where(Image.case_id.in_(chunk)))
-            session.execute(delete(SymptomNote).where(SymptomNote.case_id.in_(chunk)))
+        _replace(session, to_replace, patients, now)
     _write_children(
         session,
         [(created[c.case_key], c) for c, _ in to_create if c.case_key in created]

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from diagnosis.features.image import ImageFeatureNet
-from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
 from diagnosis.features.table import FeatureTable
-from diagnosis.training.trainer import mask_modalities
+from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
+from diagnosis.training.batches import mask_modalities
 
 __all__ = ["BASELINES", "Baseline", "fit_baseline", "predict_baseline"]
 

@@ -42,6 +42,7 @@ CNN = "cnn"  # the row of the supervised image encoder alone
 # Seconds per training sample and epoch on this project's 2-core CPU (32-px grid), for the estimate printed up front
 # (image and poe as measured on 2026-12-03: 2.2e-3 and 3.4e-3; the others from earlier runs).
 SECONDS_PER_SAMPLE_EPOCH = {"image": 2.4e-3, "poe": 3.5e-3, "moe": 3.0e-3, "mopoe": 4.5e-3, "concat": 2.6e-3,
+                            "ae": 2.6e-3, "stacked_ae": 3.0e-3, "sparse_ae": 2.6e-3,
                             "late": 3.5e-3, "attention": 3.5e-3, "mmae": 5.0e-3}
 
 @dataclass(frozen=True)

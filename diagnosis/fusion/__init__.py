@@ -1,7 +1,9 @@
-"""Fusion stage: multimodal VAEs combining per-modality Gaussian experts into one latent."""
+"""Fusion stage: multimodal VAEs combining per-modality Gaussian experts into one latent, and deterministic multimodal
+autoencoders (plain, stacked, sparse) over the same feature networks."""
 
 from __future__ import annotations
 
+from diagnosis.fusion.autoencoders import CODE_LOGVAR, MultimodalAE, SparseAE, StackedAE
 from diagnosis.fusion.base import ExpertFusionVAE, MultimodalVAE, SubsetTerm, VAEOutput
 from diagnosis.fusion.concat import ConcatVAE
 from diagnosis.fusion.config import FUSIONS, FusionConfig
@@ -11,6 +13,7 @@ from diagnosis.fusion.networks import ModalitySpec, build_networks
 from diagnosis.fusion.poe import PoEVAE
 
 __all__ = [
+    "CODE_LOGVAR",
     "ConcatVAE",
     "ExpertFusionVAE",
     "FUSIONS",
@@ -19,8 +22,11 @@ __all__ = [
     "ModalitySpec",
     "MoEVAE",
     "MoPoEVAE",
+    "MultimodalAE",
     "MultimodalVAE",
     "PoEVAE",
+    "SparseAE",
+    "StackedAE",
     "SubsetTerm",
     "VAEOutput",
     "build_fusion",
@@ -30,7 +36,8 @@ __all__ = [
     "product_of_experts",
 ]
 
-_VARIANTS: dict[str, type[MultimodalVAE]] = {cls.name: cls for cls in (PoEVAE, MoEVAE, MoPoEVAE, ConcatVAE)}
+_VARIANTS: dict[str, type[MultimodalVAE]] = {cls.name: cls for cls in (PoEVAE, MoEVAE, MoPoEVAE, ConcatVAE, MultimodalAE, StackedAE,
+                                                                      SparseAE)}
 if tuple(_VARIANTS) != FUSIONS:  # FUSIONS (in config, importable without the networks) names exactly these
     raise ImportError(f"fusion variants {tuple(_VARIANTS)} do not match FUSIONS {FUSIONS}")
 

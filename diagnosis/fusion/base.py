@@ -67,6 +67,7 @@ class MultimodalVAE(nn.Module, ABC):
 
     name: str = ""  # the variant's ``--fusion`` value; each concrete variant sets it
 
+    generative = True  # False: no prior over the latent to sample (deterministic autoencoders)
     samples_subsets = False  # True: the objective is a mixture over components that training may sample (MoE, MoPoE)
 
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:

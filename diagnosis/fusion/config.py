@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 __all__ = ["FusionConfig", "FUSIONS", "LEGACY_IMAGE_NETWORK"]
 
-FUSIONS = ("poe", "moe", "mopoe", "concat")  # fusion variants available to ``diagnosis train --fusion``
+FUSIONS = ("poe", "moe", "mopoe", "concat", "ae", "stacked_ae", "sparse_ae")  # ``diagnosis train --fusion`` values:
+# the four multimodal VAEs, then the deterministic autoencoders (diagnosis/fusion/autoencoders.py)
 # checkpoints saved before these fields existed
 LEGACY_IMAGE_NETWORK = {"image_channels": (16, 32, 64), "image_res_units": 1, "image_members": 1}
 
@@ -28,6 +29,9 @@ class FusionConfig:
     # unbiased estimator) instead of every component; False: the full objective
     image_channels: tuple[int, ...] = (32, 64, 128)  # image feature network: channels per stage (each halves the grid)
     image_res_units: int = 2  # image feature network: residual units per stage
+    sparsity_target: float = 0.05  # sparse_ae: the mean activation each code unit is pushed towards
+    sparsity_weight: float = 50.0  # sparse_ae: weight of the KL sparsity penalty against the reconstruction
+    layerwise_epochs: int = 3  # stacked_ae: epochs of greedy pre-training per joint layer before fine-tuning
     image_members: int = 3  # image feature network: an ensemble of this many networks, each trained by the image
     # stage with its own seed; their features are concatenated (3 members: P1 image AUC 0.984 -> 0.986, see README)
 

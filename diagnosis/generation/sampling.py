@@ -42,6 +42,10 @@ def sample_class(model: DiagnosisModel, label: str, n: int, seed: int = 0, tempe
     Raises:
         ValueError: Unknown label, or the class had no training latents.
     """
+    if not model.vae.generative:
+        raise ValueError(f"a {model.spec.fusion.fusion} model is a deterministic autoencoder: it has no prior over its "
+                         "codes to sample, so it cannot generate cases; augment with a VAE model (poe, moe, mopoe, "
+                         "concat: --model ID)")
     names = model.spec.label_names
     if label not in names:
         raise ValueError(f"unknown diagnosis {label!r}; the model knows {', '.join(names)}")

@@ -16,7 +16,7 @@ Policies (each format's own are in its module):
   picture, frames and samples per pixel of a DICOM file, and the sum over the slices of a series folder.
   Peak memory per case is the readers' libraries (about 0.5 GB, once per process) plus :data:`BYTES_PER_VALUE`
   (8 measured for int16 NIfTI: the float32 array and the reader's buffer; up to 12 for float64 sources) times the
-  values: at most about 1.6 GB at the 512³ limit. ``tests/diagnosis/test_ingest_hostile.py`` measures the slope.
+  values: at most about 1.6 GB at the 512³ limit. ``tests/diagnosis/ingest/test_ingest_hostile.py`` measures the slope.
 """
 
 from __future__ import annotations

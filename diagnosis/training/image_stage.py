@@ -196,6 +196,29 @@ def train_image_encoder(
                       classifier=ImageEnsemble([net for net, _ in trained]).eval(), members=[r for _, r in trained])
 
 
+def _epoch(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, order: np.ndarray, augment: ImageAugmenter,
+           optimiser: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+           average: torch.optim.swa_utils.AveragedModel | None, batch_size: int, class_weights: torch.Tensor | None,
+           device: torch.device) -> float:
+    """One pass over the augmented ``images[order]``, updating the weight average after each step; the mean loss."""
+    net.train()
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        if len(batch) < 2:  # batch norm needs two samples
+            continue
+        x = augment(images[batch]).to(device, non_blocking=True)
+        loss = F.cross_entropy(net(x), labels[batch], weight=class_weights)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if average is not None:
+            average.update_parameters(net)
+        total, count = total + float(loss.detach()) * len(batch), count + len(batch)
+    return total / max(count, 1)
+
+
 def _train_member(
     preprocessing: ImagePreprocessing, n_classes: int, train: FeatureTable, val: FeatureTable | None,
     config: ImageStageConfig, rows: np.ndarray, feature_dim: int, channels: tuple[int, ...], res_units: int,
@@ -224,23 +247,9 @@ def _train_member(
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        net.train()
-        order = rng.permutation(len(rows))
-        total, count = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            if len(batch) < 2:  # batch norm needs two samples
-                continue
-            x = augment(images[batch]).to(device, non_blocking=True)
-            loss = F.cross_entropy(net(x), labels[batch], weight=class_weights)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            if average is not None:
-                average.update_parameters(net)
-            total, count = total + float(loss.detach()) * len(batch), count + len(batch)
-        record = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        loss = _epoch(net, images, labels, rng.permutation(len(rows)), augment, optimiser, schedule, average,
+                      config.batch_size, class_weights, device)  # fmt: skip
+        record = {"epoch": epoch, "train_loss": loss}
         if val_images is not None:
             record["val_loss"], record["val_accuracy"], _ = _evaluate(kept, val_images, val_labels)
             if record["val_loss"] < best_loss:

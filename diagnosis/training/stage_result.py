@@ -29,7 +29,10 @@ class StageResult:
 
 
 def epoch_figures(record: dict) -> str:
-    """``epoch N: train loss …, val loss …, val accuracy …`` of one training epoch (the figures it has)."""
+    """``epoch N: train loss …, val loss …, val accuracy …`` of one training epoch (the figures it has); ``layer L
+    epoch N: reconstruction loss …`` for a stacked autoencoder's layer-wise stage."""
+    if "layer" in record:
+        return f"layer {record['layer']} epoch {record['epoch']}: reconstruction loss {record['loss']:.4f}"
     figures = "".join(f", {k.replace('_', ' ')} {record[k]:.3f}" for k in ("val_loss", "val_accuracy") if k in record)
     member = f"member {record['member']} " if "member" in record else ""  # one network of an image-stage ensemble
     return f"{member}epoch {record['epoch']}: train loss {record['train_loss']:.3f}{figures}"

@@ -77,6 +77,48 @@ def _pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Ten
     return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
 
+class _CosineClassifier:
+    """The transformer with the product's pooling under a cosine head (``COSINE_SCALE`` times the cosine between
+    the pooled text and each class's row of ``head``)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: object, n_classes: int, max_length: int,
+                 device: torch.device) -> None:
+        self.model, self.tokenizer, self.max_length, self.device = model, tokenizer, max_length, device
+        self.head = torch.nn.Parameter(torch.randn(n_classes, int(model.config.hidden_size), device=device) * 0.02)
+
+    def logits(self, texts: Sequence[str]) -> torch.Tensor:
+        """``(B, C)`` class logits."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt").to(self.device)  # fmt: skip
+        return COSINE_SCALE * _pooled(self.model, batch) @ F.normalize(self.head, dim=-1).T
+
+    def train_epoch(self, texts: Sequence[str], targets: torch.Tensor, order: np.ndarray,
+                    optimiser: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+                    config: TextStageConfig) -> float:
+        """One pass over ``texts[order]`` against label-smoothed soft ``targets``; the mean training loss."""
+        self.model.train()
+        total, n_classes = 0.0, targets.shape[1]
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            target = targets[rows].to(self.device)
+            smoothed = target * (1 - config.label_smoothing) + config.label_smoothing / n_classes
+            loss = -(smoothed * F.log_softmax(self.logits([texts[i] for i in rows]), -1)).sum(-1).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach()) * len(rows)
+        return total / max(len(order), 1)
+
+    @torch.no_grad()
+    def accuracy(self, labelled: Sequence[tuple[str, int]]) -> float:
+        """Accuracy on ``(text, class id)`` pairs, in batches of 128."""
+        self.model.eval()
+        predicted = torch.cat([self.logits([t for t, _ in labelled[s : s + 128]]).argmax(1).cpu()
+                               for s in range(0, len(labelled), 128)])  # fmt: skip
+        return float((predicted.numpy() == np.array([y for _, y in labelled])).mean())
+
+
 def finetune_text_encoder(
     base: TextEncoderConfig,
     texts: Sequence[str],
@@ -123,46 +165,22 @@ def finetune_text_encoder(
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).to(device)
     torch.manual_seed(seed)
-    head = torch.nn.Parameter(torch.randn(n_classes, int(model.config.hidden_size), device=device) * 0.02)
+    classifier = _CosineClassifier(model, tokenizer, n_classes, config.max_length, device)
     rng = np.random.default_rng(seed)
     per_epoch = min(len(distinct), config.max_texts)
     steps = config.epochs * -(-per_epoch // config.batch_size)
-    optimiser = torch.optim.AdamW([{"params": model.parameters(), "lr": config.lr}, {"params": [head], "lr": 1e-2}],
-                                  weight_decay=0.01)  # fmt: skip
+    optimiser = torch.optim.AdamW([{"params": model.parameters(), "lr": config.lr},
+                                   {"params": [classifier.head], "lr": 1e-2}], weight_decay=0.01)  # fmt: skip
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[config.lr, 1e-2], total_steps=steps, pct_start=0.1)
     kept_val = [(t, int(y)) for t, y in zip(val_texts, val_labels, strict=True) if y >= 0 and t and t.strip()]
-
-    def tokens(batch_texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return tokenizer(list(batch_texts), padding=True, truncation=True, max_length=config.max_length,
-                         return_tensors="pt").to(device)  # fmt: skip
-
-    def logits(batch_texts: Sequence[str]) -> torch.Tensor:
-        return COSINE_SCALE * _pooled(model, tokens(batch_texts)) @ F.normalize(head, dim=-1).T
-
     best, best_accuracy, best_epoch, history = None, -1.0, 0, []
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        model.train()
         order = rng.permutation(len(distinct))[:per_epoch]
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start : start + config.batch_size]
-            out = logits([distinct[i] for i in rows])
-            target = targets[rows].to(device)
-            smoothed = target * (1 - config.label_smoothing) + config.label_smoothing / n_classes
-            loss = -(smoothed * F.log_softmax(out, -1)).sum(-1).mean()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += float(loss.detach()) * len(rows)
-        record = {"epoch": epoch, "train_loss": total / max(len(order), 1)}
+        loss = classifier.train_epoch(distinct, targets, order, optimiser, schedule, config)
+        record = {"epoch": epoch, "train_loss": loss}
         if kept_val:
-            model.eval()
-            with torch.no_grad():
-                predicted = torch.cat([logits([t for t, _ in kept_val[s : s + 128]]).argmax(1).cpu()
-                                       for s in range(0, len(kept_val), 128)])  # fmt: skip
-            record["val_accuracy"] = float((predicted.numpy() == np.array([y for _, y in kept_val])).mean())
+            record["val_accuracy"] = classifier.accuracy(kept_val)
         if record.get("val_accuracy", epoch) > best_accuracy or not kept_val:
             best, best_accuracy, best_epoch = copy.deepcopy(model.state_dict()), record.get("val_accuracy", epoch), epoch
         history.append(record)

@@ -18,12 +18,12 @@ from diagnosis.features.augment import ImageAugmenter
 from diagnosis.features.image import ImageFeatureNet, load_backbone_weights
 from diagnosis.features.lexical import LexicalConfig, LexicalReader
 from diagnosis.features.table import FeatureTable
+from diagnosis.training.batches import Batches, mask_modalities
 from diagnosis.training.calibrate import calibrate, fit_class_latents
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import TextStageConfig
 
-__all__ = ["FitResult", "TrainConfig", "fit", "image_backbone", "inverse_frequency", "load_stage_members",
-           "mask_modalities"]
+__all__ = ["FitResult", "TrainConfig", "fit", "image_backbone", "inverse_frequency", "load_stage_members"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,58 +68,13 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     image_stage: ImageStage | None = None  # the supervised image encoder the fusion model started from
+    layerwise: list[dict[str, float]] = field(default_factory=list)  # stacked_ae: per layer and epoch, its loss
 
 
-Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]  # inputs, masks, labels
 
 
-class _Batches:
-    """Training batches of a table; on a GPU the whole table is copied there once and indexed there.
-
-    Args:
-        table: The training rows.
-        device: Where the model trains.
-    """
-
-    def __init__(self, table: FeatureTable, device: torch.device) -> None:
-        self.table, self.device = table, device
-        self.resident = None
-        if device.type == "cuda":  # no host-to-device copy per step: the feature tables are small
-            self.resident = (
-                {m: torch.from_numpy(a).pin_memory().to(device, non_blocking=True) for m, a in table.inputs.items()},
-                {m: torch.from_numpy(a).pin_memory().to(device, non_blocking=True) for m, a in table.masks.items()},
-                torch.from_numpy(table.labels).pin_memory().to(device, non_blocking=True),
-            )
-
-    def epoch(self, order: np.ndarray, batch_size: int) -> Iterator[Batch]:
-        """Inputs, masks and labels on the device, ``batch_size`` rows at a time in ``order``.
-
-        A last batch of a single row is left out (batch norm needs two samples). On a GPU the order is copied
-        there once per epoch, so a step copies nothing and never waits for the device.
-        """
-        starts = [s for s in range(0, len(order), batch_size) if len(order) - s >= 2]
-        if self.resident is None:
-            for start in starts:
-                yield self.table.batch(order[start : start + batch_size], self.device)
-            return
-        inputs, masks, labels = self.resident
-        rows_all = torch.from_numpy(order).pin_memory().to(self.device, non_blocking=True)
-        for start in starts:
-            rows = rows_all[start : start + batch_size]
-            yield {m: t[rows] for m, t in inputs.items()}, {m: t[rows] for m, t in masks.items()}, labels[rows]
 
 
-def mask_modalities(masks: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Hide one random modality of complete cases with probability ``p`` (the case keeps at least one)."""
-    names = list(masks)
-    if len(names) < 2 or p <= 0:
-        return masks
-    stacked = torch.stack([masks[m] for m in names])  # (M, B)
-    complete = stacked.all(0)
-    on = generator.device  # draws made where the generator lives, then moved (no copy when that is the masks' device)
-    drop = complete & (torch.rand(complete.shape, generator=generator, device=on) < p).to(complete.device)
-    which = torch.randint(len(names), complete.shape, generator=generator, device=on).to(complete.device)
-    return {m: masks[m] & ~(drop & (which == i)) for i, m in enumerate(names)}
 
 
 @torch.no_grad()
@@ -189,6 +144,68 @@ def _fusion_augmenter(spec: ModelSpec, config: TrainConfig, staged: bool) -> Ima
     return ImageAugmenter(stage.augmentation, image.spatial_dims, image.size, seed=config.seed + 1)
 
 
+def _start_model(spec: ModelSpec, lexical: LexicalReader | None, image_stage: ImageStage | None, config: TrainConfig,
+                 device: torch.device) -> tuple[DiagnosisModel, list[torch.nn.Module]]:
+    """A fresh model whose image feature network holds the image stage's networks (or the user's weights), and the
+    modules kept frozen while the fusion model trains."""
+    model = DiagnosisModel(spec, lexical).to(device)
+    backbone, frozen = image_backbone(model), []
+    if backbone is not None and image_stage is not None:
+        load_stage_members(backbone, image_stage)
+        model.set_image_heads([(c.head, float(c.temperature)) for c in image_stage.classifier.members])
+        if config.image_stage.freeze:
+            frozen.append(backbone.requires_grad_(False))
+    elif backbone is not None and config.image_weights:
+        for member in backbone.members():
+            load_backbone_weights(member, config.image_weights)
+    return model, frozen
+
+
+class _Optimiser:
+    """One optimisation step of the fusion stage: AdamW with a one-cycle schedule, loss scaling for float16 and
+    gradient clipping, over the model's trainable parameters.
+
+    Args:
+        model: The model (frozen parameters are left out).
+        config: Learning rate and weight decay.
+        steps: Steps of the whole schedule.
+        device: Where the model trains (fused AdamW on a GPU: one kernel per step).
+        dtype: The autocast type, if any.
+    """
+
+    def __init__(self, model: DiagnosisModel, config: TrainConfig, steps: int, device: torch.device,
+                 dtype: torch.dtype | None) -> None:
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.optimiser = torch.optim.AdamW(self.parameters, lr=config.lr, weight_decay=config.weight_decay,
+                                           fused=device.type == "cuda" or None)  # fmt: skip
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimiser, max_lr=config.lr, total_steps=steps,
+                                                            pct_start=0.15)  # fmt: skip
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # float16 needs loss scaling
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        self.optimiser.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimiser)
+        torch.nn.utils.clip_grad_norm_(self.parameters, 5.0)
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
+        self.schedule.step()
+
+
+def _layerwise(model: DiagnosisModel, batches: Batches, rng: np.random.Generator, config: TrainConfig, epochs: int,
+               on_epoch: Callable[[dict[str, float]], None] | None) -> list[dict[str, float]]:
+    """The stacked autoencoder's greedy layer-wise stage on the training rows (feature networks in eval mode)."""
+    model.vae.encoders.eval()
+
+    def epoch() -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        for inputs, masks, _ in batches.epoch(rng.permutation(len(batches.table)), config.batch_size):
+            yield inputs, masks
+
+    report = (lambda r: on_epoch({**r, "stage": "layerwise"})) if on_epoch else None
+    records = model.vae.pretrain(epoch, epochs, lr=config.lr, on_layer=report)
+    return [{**r, "stage": "layerwise"} for r in records]
+
+
 def fit(
     spec: ModelSpec,
     train: FeatureTable,
@@ -232,26 +249,15 @@ def fit(
     started = time.perf_counter()  # FitResult.seconds: the fusion stage (the image stage keeps its own)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device).manual_seed(config.seed)  # modality masking, drawn on the training device
-    model = DiagnosisModel(spec, lexical).to(device)
-    backbone, frozen = image_backbone(model), []
-    if backbone is not None and image_stage is not None:
-        load_stage_members(backbone, image_stage)
-        model.set_image_heads([(c.head, float(c.temperature)) for c in image_stage.classifier.members])
-        if config.image_stage.freeze:
-            frozen.append(backbone.requires_grad_(False))
-    elif backbone is not None and config.image_weights:
-        for member in backbone.members():
-            load_backbone_weights(member, config.image_weights)
+    model, frozen = _start_model(spec, lexical, image_stage, config, device)
     augment = _fusion_augmenter(spec, config, image_stage is not None)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay,
-                                  fused=device.type == "cuda" or None)  # one kernel per step on a GPU
-    steps = config.epochs * max(1, -(-len(train) // config.batch_size))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(config.seed)
+    batches, dtype = Batches(train, device), amp_dtype(device, config.amp)
+    layerwise = []  # the stacked autoencoder's greedy stage, before fine-tuning
+    if hasattr(model.vae, "pretrain") and spec.fusion.layerwise_epochs > 0:
+        layerwise = _layerwise(model, batches, rng, config, spec.fusion.layerwise_epochs, on_epoch)
+    step = _Optimiser(model, config, config.epochs * max(1, -(-len(train) // config.batch_size)), device, dtype)
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
-    batches, dtype = _Batches(train, device), amp_dtype(device, config.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # float16 needs loss scaling
     for epoch in range(1, config.epochs + 1):
         model.train()
         for module in frozen:  # a frozen network keeps its batch-norm statistics
@@ -265,13 +271,7 @@ def fit(
                 inputs = {**inputs, "image": augment(inputs["image"])}
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out = model.objective(inputs, masks, targets, beta, weights)
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
-            scaler.unscale_(optimiser)
-            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
-            scaler.step(optimiser)
-            scaler.update()
-            schedule.step()
+            step(out.loss)
             total, steps_run = total + out.loss.detach(), steps_run + 1  # summed on the device: no sync per step
         record = {"epoch": epoch, "train_loss": float(total) / max(steps_run, 1), "beta": beta}
         if val is not None and len(val):
@@ -292,4 +292,4 @@ def fit(
         calibrate(model, val, device)
     fit_class_latents(model, train, device)
     return FitResult(model=model.eval(), best_epoch=best_epoch, history=history, seconds=time.perf_counter() - started,
-                     image_stage=image_stage)
+                     image_stage=image_stage, layerwise=layerwise)

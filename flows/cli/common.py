@@ -1,7 +1,9 @@
-"""What every ``diagnosis`` command group shares: the root command's settings, the migrated store, user errors."""
+"""What every ``diagnosis`` command group shares: the root command's settings, the migrated store, user errors, and
+the options files and manifests commands read."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import typer
 
 from diagnosis.settings import Settings
 
-__all__ = ["command_settings", "invoked_as", "migrated_store", "user_errors"]
+__all__ = ["command_settings", "invoked_as", "json_file", "manifest_rows", "migrated_store", "user_errors"]
 
 
 def command_settings(ctx: typer.Context) -> Settings:
@@ -61,3 +63,19 @@ def migrated_store(ctx: typer.Context) -> str:
 
     db.migrate(settings.db_url)
     return settings.db_url
+
+
+def manifest_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a manifest this program wrote (for summaries)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
+
+
+def json_file(path: Path | None) -> dict | None:
+    """A JSON options file's content (None without a path); an unreadable file ends the command with its error."""
+    if path is None:
+        return None
+    with user_errors(OSError, json.JSONDecodeError):
+        return json.loads(path.read_text())

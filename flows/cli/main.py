@@ -1,14 +1,11 @@
 """The ``diagnosis`` root command and the pipeline commands: generate, ingest, import-npz, train, diagnose, evaluate,
-cases, dashboard, demo; the groups ``users``, ``bench`` and ``serve`` are added from their modules."""
+cases; ``dashboard`` and ``demo`` (:mod:`flows.cli.start`), the groups ``users`` and ``bench`` and ``serve`` are added
+from their modules."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +13,8 @@ from typing import Annotated
 import typer
 
 from diagnosis.settings import DATABASE_URL_ENV, HOME_ENV, Settings
-from flows.cli import bench, serve, users
-from flows.cli.common import command_settings, invoked_as, migrated_store, user_errors
+from flows.cli import bench, serve, start, users
+from flows.cli.common import command_settings, json_file, manifest_rows, migrated_store, user_errors
 
 __all__ = ["app", "main"]
 
@@ -95,7 +92,7 @@ def import_npz(
     from diagnosis.ingest import import_npz as convert
 
     manifest = convert(npz, out_dir, labels.split(",") if labels else None, dataset=dataset)
-    names = sorted({row["label"] for row in _manifest_rows(manifest)})
+    names = sorted({row["label"] for row in manifest_rows(manifest)})
     typer.echo(f"manifest: {manifest}\nlabels: {', '.join(names)}")
     if not labels and all(name.isdigit() for name in names):
         typer.secho(f"note: the npz names no labels, so they are {', '.join(names)}; to name them, run again with "
@@ -105,7 +102,7 @@ def import_npz(
 @app.command()
 def train(
     ctx: typer.Context,
-    fusion: Annotated[str, typer.Option(help="Fusion variant: poe, moe, mopoe or concat.")] = "poe",
+    fusion: Annotated[str, typer.Option(help="Fusion model: a VAE (poe, moe, mopoe, concat) or a deterministic autoencoder (ae, stacked_ae, sparse_ae).")] = "poe",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     image_weights: Annotated[Path | None, typer.Option(help="Weights (.safetensors/.pt) for the image network.")] = None,
@@ -133,8 +130,8 @@ def train(
     settings = command_settings(ctx)
     from flows.train import train_flow
 
-    options = _json_file(preprocessing)
-    augment_options = _json_file(augmentation)
+    options = json_file(preprocessing)
+    augment_options = json_file(augmentation)
 
     with user_errors(ValueError, FileNotFoundError):  # bad data or settings: say what to fix
         version = train_flow(settings.db_url, str(settings.home), fusion=fusion, epochs=epochs, device=device,
@@ -145,22 +142,6 @@ def train(
                              datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
                              class_weights=class_weights, subset_sampling=not full_objective, lexical=lexical)
     typer.echo(f"model version {version}")
-
-
-def _manifest_rows(path: Path) -> Iterator[dict[str, str]]:
-    """The rows of a manifest this program wrote (for summaries)."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as handle:
-        yield from csv.DictReader(handle)
-
-
-def _json_file(path: Path | None) -> dict | None:
-    """A JSON options file's content (None without a path); an unreadable file ends the command with its error."""
-    if path is None:
-        return None
-    with user_errors(OSError, json.JSONDecodeError):
-        return json.loads(path.read_text())
 
 
 class TaskRunner(str, Enum):
@@ -256,8 +237,8 @@ def evaluate(
 ) -> None:
     """Metrics of stored predictions against labels: macro AUC, accuracy, macro-F1, recall, ECE."""
     db_url = migrated_store(ctx)
-    from flows.scoring import evaluate_model  # no Prefect import: evaluate runs no flow
     from flows.cli.render import metrics_table, print_table
+    from flows.scoring import evaluate_model  # no Prefect import: evaluate runs no flow
 
     with user_errors(LookupError):
         report = evaluate_model(db_url, model, None if split == "all" else split)
@@ -291,51 +272,8 @@ def cases(
         typer.secho(f"showing {len(rows):,} of {total:,} cases (use --limit 0 for all)", err=True)
 
 
-@app.command()
-def dashboard(ctx: typer.Context, port: Annotated[int, typer.Option()] = 8501) -> None:
-    """Start the Streamlit dashboard on 127.0.0.1."""
-    settings: Settings = ctx.obj
-    import importlib.util
-
-    package = importlib.util.find_spec("dashboard")  # found, not imported: Streamlit loads in its own process
-    if package is None or not package.submodule_search_locations:
-        raise typer.BadParameter("the dashboard package is not installed beside the command line")
-    app_path = Path(list(package.submodule_search_locations)[0]) / "server.py"  # app.py + the session-cookie routes
-    env = {**os.environ, HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.db_url}
-    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--client.toolbarMode", "viewer"]
-    typer.echo(f"dashboard on http://127.0.0.1:{port}")
-    raise typer.Exit(subprocess.call(command, env=env))
-
-
-@app.command()
-def demo(
-    ctx: typer.Context,
-    cases: Annotated[int, typer.Option(min=60, help="Number of synthetic cases.")] = 600,
-    dims: Annotated[int, typer.Option(min=2, max=3)] = 2,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    seed: int = 0,
-) -> None:
-    """Generate -> ingest -> train -> diagnose -> evaluate through the Prefect flows."""
-    settings = command_settings(ctx)
-    from flows.demo import demo_flow
-    from flows.cli.render import metrics_table, print_table
-
-    report = demo_flow(settings.db_url, str(settings.home), cases=cases, dims=dims, epochs=epochs, seed=seed)
-    print_table(metrics_table(report))
-    from diagnosis.synthetic.classes import RARE_DIAGNOSIS
-
-    rare = report.get("per_class_recall", {}).get(RARE_DIAGNOSIS)
-    if rare is not None:
-        typer.echo(f"rare diagnosis {RARE_DIAGNOSIS}: recall {rare:.3f} on the test split (trained with class weights; "
-                   f"`diagnosis augment --label {RARE_DIAGNOSIS}` adds generated cases of it)")
-    home = "" if Settings.from_env().home == settings.home else f" --home {settings.home}"  # only when not implied
-    command = invoked_as() + home
-    typer.echo(f"\nstore: {settings.db_url}\nnext: {command} users add admin --role admin   (asks for a password)"
-               f"\n      {command} dashboard   (then open http://127.0.0.1:8501 and sign in)")
-
-
+app.command("dashboard")(start.dashboard)
+app.command("demo")(start.demo)
 app.command("serve")(serve.serve)  # listed last: the long-running entry point of operations
 
 

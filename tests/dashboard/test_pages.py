@@ -362,3 +362,32 @@ def test_model_page_says_which_data_sets_each_version_was_trained_on(store: Stor
     assert not at.exception
     frame = next(f.value for f in at.dataframe if "data sets" in f.value.columns)
     assert frame.set_index("id").loc[latest.id, "data sets"] == f"clinic-b, {db.NO_DATASET}"
+
+
+def test_the_dashboard_process_never_imports_torch_or_monai(store: Store) -> None:
+    """Every page, and the case page of a PNG and of a NIfTI case, in a fresh process: images are decoded by Pillow,
+    nibabel and pydicom, reconstructions come from the store."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, time
+from streamlit.testing.v1 import AppTest
+import db
+pages = {PAGES!r}
+with db.session_scope({store.url!r}) as session:
+    user = db.get_user(session, "clinician1")
+for page, case in [(p, None) for p in pages] + [("pages/case.py", {store.image_2d!r}), ("pages/case.py", {store.image_3d!r})]:
+    at = AppTest.from_file({str(DASHBOARD / "app.py")!r}, default_timeout=90)
+    if case:
+        at.query_params["case"] = case
+    at.session_state["user"], at.session_state["last_active"] = user, time.time()
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, (page, at.exception)
+    assert case is None or len(at.image) >= 1, page
+print(sorted(m for m in ("torch", "monai", "transformers") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=os.environ)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

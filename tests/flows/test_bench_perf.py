@@ -70,7 +70,8 @@ def test_bench_memory_measures_each_size_in_a_subprocess(tmp_path: Path, tiny_te
 @pytest.mark.usefixtures("prefect_server")
 def test_streamed_diagnosis_keeps_memory_flat(tmp_path: Path, tiny_text_model: Path) -> None:
     """Python-tracked memory (numpy arrays included) peaks at one chunk, not at the number of cases."""
-    from flows.cli.bench.perf import fill_cases, pool_embeddings, trained_store
+    from flows.cli.bench.memory import fill_cases, pool_embeddings
+    from flows.cli.bench.perf import trained_store
     from flows.diagnose import diagnose_flow
 
     trained = trained_store(tmp_path / "train", 80, 1, tiny_text_model, "cpu")

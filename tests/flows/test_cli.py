@@ -182,6 +182,7 @@ def test_dashboard_command_starts_streamlit_on_the_packaged_app_bound_to_loopbac
     assert server.name == "server.py" and server.is_file() and (server.parent / "app.py").is_file()
     assert command[command.index("--server.address") + 1] == "127.0.0.1" and "8599" in command
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
+    assert command[command.index("--client.showSidebarNavigation") + 1] == "false"  # st.navigation alone lists pages
     assert env["DIAGNOSIS_HOME"] == str(tmp_path) and "http://127.0.0.1:8599" in result.stdout
 
 

@@ -22,8 +22,8 @@ import pytest
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from tests.diagnosis.test_ingest import write_dicom
-from tests.diagnosis.test_ingest_hostile import _nifti_header, _png_header
+from tests.diagnosis.ingest.test_ingest import write_dicom
+from tests.diagnosis.ingest.test_ingest_hostile import _nifti_header, _png_header
 from tests.flows.test_ingest_corpus import dicom_slice
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

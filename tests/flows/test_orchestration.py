@@ -149,13 +149,14 @@ def test_chunks_are_read_ahead_at_most_two_deep_and_a_case_changed_since_is_read
     import threading
 
     import flows.diagnose as diagnose
+    import flows.diagnose_chunk as chunks_module
     from db.models import SymptomNote
 
     home, url, base = store
     version = new_model_version(url, base)
     events: list[tuple[str, int]] = []  # ("read" | "chunk", chunk number), in the order they happened
     texts_read_here: list[list[str | None]] = []  # build_features calls outside the reader thread
-    read, chunk, build = diagnose.read_ahead, diagnose.diagnose_chunk, diagnose.build_features
+    read, chunk, build = diagnose.read_ahead, diagnose.diagnose_chunk, chunks_module.build_features
 
     def reading(ids, job):  # noqa: ANN001, ANN202 - same signature as read_ahead
         ahead = read(ids, job)
@@ -177,7 +178,7 @@ def test_chunks_are_read_ahead_at_most_two_deep_and_a_case_changed_since_is_read
 
     monkeypatch.setattr(diagnose, "read_ahead", reading)
     monkeypatch.setattr(diagnose, "diagnose_chunk", chunking)
-    monkeypatch.setattr(diagnose, "build_features", building)
+    monkeypatch.setattr(chunks_module, "build_features", building)
     result = diagnose.diagnose_flow(url, str(home), model=str(version), batch_size=16)
     expected = eligible_ids(url)
     assert result["predicted"] == len(expected) and set(prediction_counts(url, version).values()) == {1}

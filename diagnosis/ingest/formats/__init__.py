@@ -111,7 +111,7 @@ def check_content(path: Path, fmt: ImageFormat) -> None:
 
 def read_image(path: str | Path) -> LoadedImage:
     """Decode an image file or series folder into one channel, without the content and usability checks of ingest
-    (for showing an image that ingest already accepted).
+    and without MONAI (:meth:`ImageFormat.decode`), for showing an image that ingest already accepted.
 
     Raises:
         ImageError: The file cannot be decoded (moved, replaced or corrupted since ingest).
@@ -119,7 +119,7 @@ def read_image(path: str | Path) -> LoadedImage:
     path = Path(path)
     if not path.exists():
         raise ImageError(f"image file not found: {path.name}")
-    return one_channel(format_for(path).read(path))
+    return one_channel(format_for(path).decode(path))
 
 
 def write_image(array: np.ndarray, path: str | Path, spacing_mm: float = 1.0) -> Path:

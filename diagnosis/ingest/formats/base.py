@@ -78,6 +78,16 @@ class ImageFormat(ABC):
             ImageError: Absurd declared size, unreadable or corrupt content.
         """
 
+    def decode(self, path: Path) -> LoadedImage:
+        """The pixels :meth:`read` gives, for display, with the lightest library that decodes the format (a format
+        that reads through MONAI decodes here without it, so the dashboard never loads torch). Spacing and affine
+        may be missing.
+
+        Raises:
+            ImageError: Unreadable or corrupt content.
+        """
+        return self.read(path)
+
     def write(self, array: np.ndarray, path: Path, spacing_mm: float = 1.0) -> None:
         """Write ``array`` as this format.
 

@@ -62,6 +62,18 @@ class Nifti(ImageFormat):
             array = array[:1]  # 4D NIfTI: MONAI moves the 4th axis to channels; the policy keeps the first volume
         return LoadedImage(array, monai_spacing(image), monai_affine(image))
 
+    def decode(self, path: Path) -> LoadedImage:
+        """The array MONAI reads (nibabel's scaled data, channel first; a 4D image's first volume), with nibabel
+        alone."""
+        import nibabel as nib
+
+        check_size(self._declared_shape(path), path)
+        try:
+            data = np.asarray(np.asanyarray(nib.load(path).dataobj), dtype=np.float32)
+        except Exception as error:  # nibabel raises many types on corrupt input
+            raise read_failure(path, error) from error
+        return LoadedImage(data[..., 0][None] if data.ndim == 4 else data[None], None)
+
     @staticmethod
     def _declared_shape(path: Path) -> tuple[int, ...]:
         import nibabel as nib

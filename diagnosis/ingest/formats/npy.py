@@ -30,6 +30,18 @@ class Npy(ImageFormat):
         array, image = monai_read(path)
         return LoadedImage(array, monai_spacing(image), monai_affine(image))
 
+    def decode(self, path: Path) -> LoadedImage:
+        """The array MONAI reads (channel first), with NumPy alone."""
+        try:
+            data = np.load(path, mmap_mode="r")
+        except Exception as error:  # NumPy raises many types on corrupt headers
+            raise read_failure(path, error, header=True) from error
+        check_size(tuple(data.shape), path)
+        try:
+            return LoadedImage(np.asarray(data, dtype=np.float32)[None], None)
+        except (TypeError, ValueError) as error:  # truncated data or values that are not numbers
+            raise read_failure(path, error) from error
+
     def write(self, array: np.ndarray, path: Path, spacing_mm: float = 1.0) -> None:
         """Write the array as it is (no spacing is stored)."""
         np.save(path, array)

@@ -39,7 +39,7 @@ def p1_table(report: dict) -> Table:
 def p1(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p1.json"),
-    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated rows: cnn, poe, moe, mopoe, concat, late, attention, mmae (default: cnn,poe).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated rows: cnn, poe, moe, mopoe, concat, ae, stacked_ae, sparse_ae, late, attention, mmae (default: cnn,poe).")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fusion model.")] = 30,
     image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
     text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
@@ -232,8 +232,8 @@ def p3(
 ) -> None:
     """P3: the product's text path (fine-tuned encoder + fusion model, text only) against TF-IDF + LR, same split."""
     from diagnosis.benchmarks.p3 import P3Config, load_p3, run_p3
-    from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH
     from diagnosis.device import resolve_device
+    from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH
     from flows.cli.common import user_errors
 
     _STARTED[0] = time.perf_counter()

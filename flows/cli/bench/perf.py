@@ -1,4 +1,5 @@
-"""``diagnosis bench throughput|memory|train|text``: pipeline performance benchmarks (on the ``bench`` group).
+"""``diagnosis bench throughput|train|text``: pipeline performance benchmarks (on the ``bench`` group); ``bench memory``
+is in :mod:`flows.cli.bench.memory`.
 
 ``bench store`` (bulk writes and dashboard reads) lives with the other store benchmarks in
 :mod:`flows.cli.bench.store`.
@@ -9,8 +10,6 @@ live in a fresh temporary folder unless ``--work-dir`` names one.
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from rich.table import Table
 from diagnosis.settings import Settings
 from flows.cli.render import emit_report, figures_table
 
-__all__ = ["COMMANDS", "Trained", "fill_cases", "memory", "pool_embeddings", "text", "throughput", "train", "trained_store"]
+__all__ = ["COMMANDS", "Trained", "text", "throughput", "train", "trained_store"]
 
 FILL_BATCH = 5000  # cases per upsert_cases call when filling stores
 
@@ -99,8 +98,8 @@ def throughput(
     root = _work_dir(work_dir)  # before Prefect is imported: it reads its settings once
     import db
     from diagnosis.benchmarks.perf import raw_forward
-    from diagnosis.device import resolve_device
     from diagnosis.classify import load_model
+    from diagnosis.device import resolve_device
     from diagnosis.features import build_features
     from flows.common import text_encoder
     from flows.diagnose import diagnose_flow
@@ -142,14 +141,19 @@ def throughput(
               "pairs": [{"e2e_cold_s": c["seconds"], "raw_s": r["seconds"], "e2e_embed_s": c["stages"].get("embed_text", 0.0)}
                         for c, r in pairs],
               "setup_s": trained.seconds}  # fmt: skip
+    emit_report([_throughput_table(report, runs, raw), _stages_table(runs, raw)], report, json_path)
+
+
+def _throughput_table(report: dict[str, Any], runs: dict[str, dict[str, Any]], raw: dict[str, float]) -> Table:
+    """Seconds and cases/s of the cold and warm end-to-end runs and of the models alone, with the ratios."""
     rows = [["end to end, cold text cache", f"{runs['cold']['seconds']:.1f}", f"{runs['cold']['cases_per_s']:.1f}"],
             ["end to end, warm text cache", f"{runs['warm']['seconds']:.1f}", f"{runs['warm']['cases_per_s']:.1f}"],
             ["models alone (text encoder + image net, VAE, classifier)", f"{raw['seconds']:.1f}", f"{raw['cases_per_s']:.1f}"]]  # fmt: skip
     caption = (f"ratio end to end ÷ models alone: {report['ratio']:.2f} (cold, median of "
-               f"{', '.join(f'{r:.2f}' for r in ratios)}), {report['ratio_warm']:.2f} (warm)")  # fmt: skip
-    title = f"Batch diagnosis throughput — {len(table):,} cases on {torch_device}, chunks of {batch_size}, {workers} reader(s)"
-    tables = [figures_table(title, ["run", "seconds", "cases/s"], rows, caption), _stages_table(runs, raw)]
-    emit_report(tables, report, json_path)
+               f"{', '.join(f'{r:.2f}' for r in report['ratios'])}), {report['ratio_warm']:.2f} (warm)")  # fmt: skip
+    title = (f"Batch diagnosis throughput — {report['cases']:,} cases on {report['device']}, chunks of "
+             f"{report['batch_size']}, {report['workers']} reader(s)")  # fmt: skip
+    return figures_table(title, ["run", "seconds", "cases/s"], rows, caption)
 
 
 def _stages_table(runs: dict[str, dict[str, Any]], raw: dict[str, float]) -> Table:
@@ -173,89 +177,6 @@ def _threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-def memory(
-    sizes: Annotated[str, typer.Option(help="Comma-separated numbers of cases, one diagnose run each.")] = "1000,10000,100000",
-    batch_size: Annotated[int, typer.Option(min=1, help="Cases per diagnose chunk.")] = 512,
-    workers: Annotated[int, typer.Option(min=0, help="Image-reading DataLoader workers.")] = 0,
-    train_cases: Annotated[int, typer.Option(min=60, help="Generated cases the model is trained on (their files are the pool).")] = 300,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs of each training stage of the model used.")] = 1,
-    device: Device = "auto",
-    text_model: TextModel = None,
-    json_path: JsonPath = None,
-    work_dir: WorkDir = None,
-) -> None:
-    """Peak RSS of `diagnosis diagnose` (a subprocess) on stores of each size: memory must not grow with the batch."""
-    import db
-    from diagnosis.benchmarks.perf import peak_rss_of
-
-    counts = sorted({int(s) for s in sizes.split(",") if s.strip()})
-    root = _work_dir(work_dir)
-    trained = trained_store(root / "train", train_cases, epochs, text_model, device)
-    with db.session_scope(trained.db_url) as session:
-        pool = [c for chunk in db.iter_case_inputs(session, batch_size=5000) for c in chunk if c.image_path and c.text]
-    vectors = pool_embeddings(trained, [c.text for c in pool])
-    results = []
-    for n in counts:
-        home = root / f"cases-{n}"
-        start = time.perf_counter()
-        version = fill_cases(home, trained.version, pool, n, vectors)
-        fill_s = time.perf_counter() - start
-        command = [sys.executable, "-c", "from flows.cli import main; main()", "--home", str(home), "diagnose",
-                   "--model", str(version), "--batch-size", str(batch_size), "--workers", str(workers), "--device", device]  # fmt: skip
-        run = peak_rss_of(command)  # inherits PREFECT_HOME (see _work_dir) and any PREFECT_API_URL
-        if run.returncode != 0:
-            typer.secho(f"error: diagnose on {n} cases exited with {run.returncode}:\n{run.stderr}", fg="red", err=True)
-            raise typer.Exit(1)
-        counts_out = json.loads(run.stdout.strip().splitlines()[-1])
-        results.append({"cases": n, "peak_rss_mib": run.peak_rss_mib, "seconds": run.seconds, "fill_s": fill_s,
-                        "predicted": counts_out["predicted"], "cases_per_s": counts_out["predicted"] / run.seconds})  # fmt: skip
-    ratio = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
-    report = {"batch_size": batch_size, "workers": workers, "runs": results, "ratio": ratio, "setup_s": trained.seconds}
-    rows = [[f"{r['cases']:,}", f"{r['peak_rss_mib']:.0f}", f"{r['seconds']:.1f}", f"{r['cases_per_s']:.1f}", f"{r['fill_s']:.1f}"]
-            for r in results]  # fmt: skip
-    caption = f"peak RSS {results[-1]['cases']:,} ÷ {results[0]['cases']:,} cases: {ratio:.2f}"
-    emit_report([figures_table(f"Peak memory of diagnose (chunks of {batch_size})", ["cases", "peak RSS MiB", "seconds", "cases/s", "store fill s"],
-                  rows, caption)], report, json_path)  # fmt: skip
-
-
-def pool_embeddings(trained: Trained, texts: list[str]) -> dict[str, Any]:
-    """Cache key -> embedding of each pool text (from the training home's cache: training embedded them all)."""
-    from diagnosis.classify import load_model
-    from flows.common import text_encoder
-
-    spec = load_model(trained.version.checkpoint_path).spec
-    encoder = text_encoder(spec.text, trained.home)
-    if encoder is None:
-        return {}
-    unique = list(dict.fromkeys(texts))
-    return dict(zip(map(encoder.key, unique), encoder.encode(unique), strict=True))
-
-
-def fill_cases(home: Path, version: Any, pool: list[Any], n: int, vectors: dict[str, Any]) -> int:  # noqa: ANN401
-    """A fresh store under ``home`` with ``n`` cases drawn from ``pool`` (files reused), the model registered and a
-    warm text cache (so every size runs under the same conditions). Returns the model version id."""
-    import db
-    from diagnosis.features import EmbeddingCache
-
-    url = db.default_sqlite_url(home)
-    db.migrate(url)
-    if vectors:
-        EmbeddingCache(Settings(home=home).text_cache_file).put_many(vectors)
-    with db.session_scope(url) as session:
-        model = db.register_model_version(session, name=version.name, fusion=version.fusion, config=version.config,
-                                          label_names=version.label_names, metrics=version.metrics,
-                                          checkpoint_path=version.checkpoint_path)  # fmt: skip
-    for start in range(0, n, FILL_BATCH):
-        rows = []
-        for i in range(start, min(n, start + FILL_BATCH)):
-            case = pool[i % len(pool)]
-            image = db.ImageIn(path=case.image_path, sha256=f"{i:064x}", format="png", shape=(64, 64), spacing=None)
-            rows.append(db.CaseIn(f"MEM-{i:07d}", None, case.label, "test", case.text, image))
-        with db.session_scope(url) as session:
-            db.upsert_cases(session, rows)
-    return model
 
 
 @dataclass(frozen=True)
@@ -285,10 +206,9 @@ def train(
 
     from diagnosis.benchmarks.perf import time_training
     from diagnosis.device import resolve_device
-    from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig
+    from diagnosis.features import EmbeddingCache, TextEncoder, TextEncoderConfig, build_features
     from diagnosis.fusion import FusionConfig
     from diagnosis.synthetic import SyntheticConfig, generate_dataset
-    from diagnosis.features import build_features
     from diagnosis.training import plan_model
 
     root = _work_dir(work_dir)
@@ -349,5 +269,5 @@ def text(
     emit_report([figures_table(title, ["runtime", "texts/s", "load s"], rows, caption)], report, json_path)
 
 
-COMMANDS = {"throughput": throughput, "memory": memory, "train": train, "text": text}
+COMMANDS = {"throughput": throughput, "train": train, "text": text}
 """``diagnosis bench`` commands of this module, by name (registered by :mod:`flows.cli.bench`)."""

@@ -20,7 +20,7 @@ from diagnosis.ingest import IngestOptions, ImageError, ManifestError, load_imag
 from diagnosis.ingest import read_manifest, validate_row
 from diagnosis.ingest.formats import MAX_VOXELS
 from diagnosis.ingest.manifest import MAX_CELL_CHARS
-from tests.diagnosis.test_ingest import write_dicom
+from tests.diagnosis.ingest.test_ingest import write_dicom
 
 HEADER = b"case_id,patient_id,image,text,label,split\n"
 CANARY = "CANARY-7731"

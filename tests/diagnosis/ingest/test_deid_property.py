@@ -16,7 +16,7 @@ from pydicom.sequence import Sequence
 
 from diagnosis.ingest import remaining_phi, write_deidentified
 from diagnosis.ingest.deid_profile import BASIC_PROFILE
-from tests.diagnosis.test_deid import KEY, base_dataset, write
+from tests.diagnosis.ingest.test_deid import KEY, base_dataset, write
 
 CANARY = "QZXCANARY9"  # upper case and digits: a legal value for CS, AE and SH too
 TEXT_VRS = ("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "DA", "DT", "TM", "UI", "OB", "OW", "UN")

@@ -22,6 +22,9 @@ EXPECTED_TERMS = {
     "moe": ["image", "text", "joint"],
     "mopoe": ["image", "text", "image+text", "joint"],
     "concat": ["joint", "image", "text"],
+    "ae": ["joint", "image", "text"],  # the deterministic autoencoders reconstruct from the same subsets
+    "stacked_ae": ["joint", "image", "text"],
+    "sparse_ae": ["joint", "image", "text"],
 }
 
 

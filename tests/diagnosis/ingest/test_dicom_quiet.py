@@ -14,7 +14,7 @@ from pydicom.tag import Tag
 
 from diagnosis.ingest import IngestOptions, ManifestRow, load_image, probe_image, remaining_phi, validate_row
 from diagnosis.ingest import write_deidentified
-from tests.diagnosis.test_deid import KEY, base_dataset, write
+from tests.diagnosis.ingest.test_deid import KEY, base_dataset, write
 
 CANARY = "QZXCANARY9"
 

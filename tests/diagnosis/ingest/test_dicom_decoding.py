@@ -15,7 +15,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
 from diagnosis.ingest import ImageError, load_image, probe_image
-from tests.diagnosis.test_deid import base_dataset, item, write
+from tests.diagnosis.ingest.test_deid import base_dataset, item, write
 
 TEST_FILES = Path(DATA_ROOT) / "test_files"  # the files shipped in the wheel; get_testdata_files() would download
 MESSAGE_HINTS = ("re-export", "export", "point the manifest", "put each", "remove", "each side", "limit", "split",
