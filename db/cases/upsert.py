@@ -10,17 +10,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db._sql import chunked, insert_ignoring_conflicts
-from db.cases.incoming import INGEST_STATUSES, CaseIn, ImageIn, UpsertOutcome, case_fingerprint
+from db.cases.incoming import INGEST_STATUSES, CaseIn, UpsertOutcome, case_fingerprint
 from db.models import Case, Image, Patient, SymptomNote, utcnow
 
-__all__ = [
-    "INGEST_STATUSES",
-    "CaseIn",
-    "ImageIn",
-    "UpsertOutcome",
-    "case_fingerprint",
-    "upsert_cases",
-]
+__all__ = ["upsert_cases"]
 
 
 def _existing(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str, str]]:

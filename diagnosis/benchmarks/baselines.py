@@ -19,7 +19,7 @@ from torch import nn
 from diagnosis.features.image import ImageFeatureNet
 from diagnosis.features.table import FeatureTable
 from diagnosis.fusion.networks import ImageDecoder, ModalitySpec, VectorDecoder, VectorFeatureNet
-from diagnosis.training.batches import mask_modalities
+from diagnosis.training.steps import mask_modalities
 
 __all__ = ["BASELINES", "Baseline", "fit_baseline", "predict_baseline"]
 

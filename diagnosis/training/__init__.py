@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from diagnosis.training.calibrate import calibrate
 from diagnosis.training.plan import grid_size, plan_model
 from diagnosis.training.rebalance import rebalance_head, subset_latents
-from diagnosis.training.calibrate import calibrate
 from diagnosis.training.trainer import FitResult, TrainConfig, fit, inverse_frequency
 
 __all__ = [

@@ -18,9 +18,9 @@ from diagnosis.features.augment import ImageAugmenter
 from diagnosis.features.image import ImageFeatureNet, load_backbone_weights
 from diagnosis.features.lexical import LexicalConfig, LexicalReader
 from diagnosis.features.table import FeatureTable
-from diagnosis.training.batches import Batches, mask_modalities
 from diagnosis.training.calibrate import calibrate, fit_class_latents
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
+from diagnosis.training.steps import Batches, FusionOptimiser
 from diagnosis.training.text_stage import TextStageConfig
 
 __all__ = ["FitResult", "TrainConfig", "fit", "image_backbone", "inverse_frequency", "load_stage_members"]
@@ -69,12 +69,6 @@ class FitResult:
     seconds: float = 0.0
     image_stage: ImageStage | None = None  # the supervised image encoder the fusion model started from
     layerwise: list[dict[str, float]] = field(default_factory=list)  # stacked_ae: per layer and epoch, its loss
-
-
-
-
-
-
 
 
 @torch.no_grad()
@@ -161,37 +155,6 @@ def _start_model(spec: ModelSpec, lexical: LexicalReader | None, image_stage: Im
     return model, frozen
 
 
-class _Optimiser:
-    """One optimisation step of the fusion stage: AdamW with a one-cycle schedule, loss scaling for float16 and
-    gradient clipping, over the model's trainable parameters.
-
-    Args:
-        model: The model (frozen parameters are left out).
-        config: Learning rate and weight decay.
-        steps: Steps of the whole schedule.
-        device: Where the model trains (fused AdamW on a GPU: one kernel per step).
-        dtype: The autocast type, if any.
-    """
-
-    def __init__(self, model: DiagnosisModel, config: TrainConfig, steps: int, device: torch.device,
-                 dtype: torch.dtype | None) -> None:
-        self.parameters = [p for p in model.parameters() if p.requires_grad]
-        self.optimiser = torch.optim.AdamW(self.parameters, lr=config.lr, weight_decay=config.weight_decay,
-                                           fused=device.type == "cuda" or None)  # fmt: skip
-        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimiser, max_lr=config.lr, total_steps=steps,
-                                                            pct_start=0.15)  # fmt: skip
-        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # float16 needs loss scaling
-
-    def __call__(self, loss: torch.Tensor) -> None:
-        self.optimiser.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimiser)
-        torch.nn.utils.clip_grad_norm_(self.parameters, 5.0)
-        self.scaler.step(self.optimiser)
-        self.scaler.update()
-        self.schedule.step()
-
-
 def _layerwise(model: DiagnosisModel, batches: Batches, rng: np.random.Generator, config: TrainConfig, epochs: int,
                on_epoch: Callable[[dict[str, float]], None] | None) -> list[dict[str, float]]:
     """The stacked autoencoder's greedy layer-wise stage on the training rows (feature networks in eval mode)."""
@@ -256,7 +219,8 @@ def fit(
     layerwise = []  # the stacked autoencoder's greedy stage, before fine-tuning
     if hasattr(model.vae, "pretrain") and spec.fusion.layerwise_epochs > 0:
         layerwise = _layerwise(model, batches, rng, config, spec.fusion.layerwise_epochs, on_epoch)
-    step = _Optimiser(model, config, config.epochs * max(1, -(-len(train) // config.batch_size)), device, dtype)
+    steps = config.epochs * max(1, -(-len(train) // config.batch_size))
+    step = FusionOptimiser(model, config.lr, config.weight_decay, steps, device, dtype)
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -264,16 +228,9 @@ def fit(
             module.eval()
         warm = spec.fusion.kl_warmup_epochs
         beta = spec.fusion.beta * min(1.0, epoch / warm) if warm > 0 else spec.fusion.beta
-        total, steps_run = 0.0, 0
-        for inputs, masks, targets in batches.epoch(rng.permutation(len(train)), config.batch_size):
-            masks = mask_modalities(masks, spec.fusion.modality_dropout, generator)
-            if augment is not None:
-                inputs = {**inputs, "image": augment(inputs["image"])}
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = model.objective(inputs, masks, targets, beta, weights)
-            step(out.loss)
-            total, steps_run = total + out.loss.detach(), steps_run + 1  # summed on the device: no sync per step
-        record = {"epoch": epoch, "train_loss": float(total) / max(steps_run, 1), "beta": beta}
+        loss = step.epoch(batches.epoch(rng.permutation(len(train)), config.batch_size), beta, generator, augment,
+                          weights)  # fmt: skip
+        record = {"epoch": epoch, "train_loss": loss, "beta": beta}
         if val is not None and len(val):
             record["val_loss"] = _val_loss(model, val, device, 256)
             if record["val_loss"] < best_loss:

@@ -86,12 +86,17 @@ def test_changed_role_applies_on_the_next_rerun(store: Store) -> None:
     assert at.session_state["user"].role == "clinician" and not [b for b in at.button if b.key == "augment_start"]
 
 
+def _app(monkeypatch: pytest.MonkeyPatch, **policy: str) -> AppTest:
+    """The app, run once, with the sign-in policy set from ``DIAGNOSIS_SIGN_IN_<NAME>`` variables."""
+    for name, value in policy.items():
+        monkeypatch.setenv(f"DIAGNOSIS_SIGN_IN_{name}", value)
+    return AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S).run()
+
+
 def test_failed_sign_ins_lock_the_user_out_before_any_hash(
     store: Store, monkeypatch: pytest.MonkeyPatch, hashes: list[str]
 ) -> None:
-    monkeypatch.setenv("DIAGNOSIS_SIGN_IN_MAX_FAILURES", "3")
-    monkeypatch.setenv("DIAGNOSIS_SIGN_IN_BASE_DELAY_S", "0")
-    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S).run()
+    at = _app(monkeypatch, MAX_FAILURES="3", BASE_DELAY_S="0")
     for _ in range(2):
         assert "wrong password" in _try(at, store.clinician, "wrong password").error[0].value
     assert "locked for 15 minutes" in _try(at, store.clinician, "wrong again").error[0].value
@@ -109,9 +114,7 @@ def test_failed_sign_ins_lock_the_user_out_before_any_hash(
 def test_one_browser_guessing_many_names_is_locked_out(
     store: Store, monkeypatch: pytest.MonkeyPatch, hashes: list[str]
 ) -> None:
-    monkeypatch.setenv("DIAGNOSIS_SIGN_IN_MAX_CLIENT_FAILURES", "3")
-    monkeypatch.setenv("DIAGNOSIS_SIGN_IN_BASE_DELAY_S", "0")
-    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S).run()
+    at = _app(monkeypatch, MAX_CLIENT_FAILURES="3", BASE_DELAY_S="0")
     for name in ("alice", "bert", "carol"):
         _try(at, name, "guess-1234")
     assert "locked" in _try(at, store.admin, store.password).error[0].value  # the client is locked, any name
@@ -124,9 +127,7 @@ def test_one_browser_guessing_many_names_is_locked_out(
 
 
 def test_throttled_attempt_says_how_long_to_wait(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIAGNOSIS_SIGN_IN_BASE_DELAY_S", "120")
-    monkeypatch.setenv("DIAGNOSIS_SIGN_IN_MAX_DELAY_S", "300")
-    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT_S).run()
+    at = _app(monkeypatch, BASE_DELAY_S="120", MAX_DELAY_S="300")
     _try(at, store.clinician, "wrong password")
     assert "Wait 2 minutes before the next attempt" in _try(at, store.clinician, "wrong again").error[0].value
     assert "Wait 2 minutes before trying again" in _try(at, store.clinician, store.password).error[0].value

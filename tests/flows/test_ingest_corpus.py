@@ -12,14 +12,14 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
 from diagnosis.ingest import remaining_phi
 from diagnosis.synthetic import SyntheticConfig, generate_dataset
 from diagnosis.synthetic.classes import DIAGNOSES
 from flows.cli import app
+from tests.diagnosis.ingest.test_deid import base_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 runner = CliRunner()
@@ -29,20 +29,15 @@ SECRET_TEXT = "chest pain since tuesday, reach me at jane.doe@mail.example or 55
 
 def dicom_slice(path: Path, z: float, series: str, study: str, pixels: bool = True) -> None:
     """A CT slice carrying a patient name, id, birth date and institution."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study, series, "CT"
+    ds = base_dataset(rows=24, columns=24)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.InstitutionName = "Roe^Richard", "MRN-0042", "19600202", "Mercy"
     ds.StudyDate, ds.InstanceNumber = "20230101", int(z)
     ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = [0, 0, z], [1, 0, 0, 0, 1, 0], [1, 1]
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 24, 24, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     if pixels:
         ds.PixelData = np.random.default_rng(int(z)).integers(0, 900, (24, 24)).astype(np.uint16).tobytes()
+    else:
+        del ds.PixelData
     ds.save_as(path, enforce_file_format=True)
 
 
