@@ -160,31 +160,33 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Image(Base):
+class _CaseContent:
+    """What every per-modality content row of a case has: its case (one row per case), a hash of the content and a
+    time stamp."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Image(_CaseContent, Base):
     """The image of a case (at most one per case)."""
 
     __tablename__ = "images"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
     path: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
     format: Mapped[str] = mapped_column(String(32))  # png / nifti / dicom / npy / ...
     shape: Mapped[list[int]] = mapped_column(JSON)
     spacing: Mapped[list[float] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SymptomNote(Base):
+class SymptomNote(_CaseContent, Base):
     """The free-text symptom description of a case (at most one per case)."""
 
     __tablename__ = "symptom_notes"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
     text: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ModelVersion(Base):

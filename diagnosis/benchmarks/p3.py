@@ -23,9 +23,9 @@ from diagnosis.benchmarks.text_path import benchmark_text_encoder
 from diagnosis.classify import DiagnosisModel, predict
 from diagnosis.features.cache import EmbeddingCache
 from diagnosis.features.lexical import LEXICAL_INPUT, LexicalConfig, LexicalReader, fit_lexical_reader
+from diagnosis.features.table import FeatureTable
 from diagnosis.features.text import TextEncoder
 from diagnosis.fusion import FusionConfig
-from diagnosis.features.table import FeatureTable
 from diagnosis.training.plan import plan_model
 from diagnosis.training.text_stage import TextStageConfig
 from diagnosis.training.trainer import TrainConfig, fit

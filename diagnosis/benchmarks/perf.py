@@ -25,8 +25,8 @@ import torch
 
 from diagnosis.classify.model import ModelSpec
 from diagnosis.classify.predict import predict
-from diagnosis.features.text import TextEncoder, TextEncoderConfig
 from diagnosis.features.table import FeatureTable
+from diagnosis.features.text import TextEncoder, TextEncoderConfig
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.trainer import TrainConfig, fit
 

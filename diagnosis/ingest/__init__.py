@@ -3,7 +3,8 @@ pseudonymisation, text masking, MedMNIST npz conversion."""
 
 from __future__ import annotations
 
-from diagnosis.ingest.deid import deidentify_dataset, remaining_phi, write_deidentified
+from diagnosis.ingest.deid import deidentify_dataset, write_deidentified
+from diagnosis.ingest.deid_audit import remaining_phi
 from diagnosis.ingest.dicom import DicomError
 from diagnosis.ingest.images import ImageError, ImageInfo, LoadedImage, load_image, probe_image
 from diagnosis.ingest.manifest import ManifestError, ManifestRow, ValidatedCase, read_manifest

@@ -26,7 +26,7 @@ level of every sequence, with these choices where the table leaves one (made by
   removes; it is refused (:class:`BurnedInAnnotationError`, a :class:`DicomError`, which ingest stores as the case's
   reason) unless the caller opts in with ``accept_burned_in=True``.
 
-:func:`remaining_phi` audits a stored file against the same rules, at every level.
+:func:`diagnosis.ingest.deid_audit.remaining_phi` audits a stored file against the same rules, at every level.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -45,17 +44,21 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from diagnosis.ingest.deid_profile import BASIC_PROFILE, PSEUDONYMISED, resolve_action
-from diagnosis.ingest.dicom import DicomError, read_dicom, read_series
+from diagnosis.ingest.dicom import DicomError, read_dicom
 from diagnosis.ingest.dicom_quiet import quiet_pydicom
 from diagnosis.ingest.privacy import PSEUDONYM_PREFIX, keyed_digest, pseudonymise
+from diagnosis.ingest.series import read_series
 
 __all__ = [
+    "DUMMY_TEXT",
     "METHOD",
+    "META_KEPT",
     "PHI_KEYWORDS",
+    "PSEUDONYM_PATTERN",
     "BurnedInAnnotationError",
     "deidentify_dataset",
-    "remaining_phi",
     "resolve_action",
+    "shift_temporal",
     "write_deidentified",
 ]
 
@@ -72,7 +75,7 @@ META_KEPT = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "TransferS
 _DA = re.compile(r"\d{8}")
 _DT = re.compile(r"(\d{8})(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?([+-]\d{4})?")
 _TM = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
-_PSEUDONYM = re.compile(re.escape(PSEUDONYM_PREFIX) + r"[0-9a-f]{8,64}")
+PSEUDONYM_PATTERN = re.compile(re.escape(PSEUDONYM_PREFIX) + r"[0-9a-f]{8,64}")
 
 
 class BurnedInAnnotationError(DicomError):
@@ -89,7 +92,7 @@ def _new_uid(key: bytes, uid: str) -> str:
     return "2.25." + str(int.from_bytes(keyed_digest(key, uid, "uid")[:16], "big"))
 
 
-def _temporal(vr: str, value: str, days: int) -> str:
+def shift_temporal(vr: str, value: str, days: int) -> str:
     """Action C for a date, date-time or time: dates shifted back by ``days``, times kept, malformed values emptied."""
     value = value.strip()
     if vr == "TM":
@@ -135,7 +138,7 @@ def _clean(ds: Dataset, key: bytes, pseudonym: str, days: int, depth: int) -> No
         elif action == "D":
             elem.value = _dummy(elem.VR)
         elif action == "C":
-            _map_values(elem, lambda v, vr=elem.VR: _temporal(vr, v, days))
+            _map_values(elem, lambda v, vr=elem.VR: shift_temporal(vr, v, days))
         elif action == "U" and elem.VR == "UI":
             _map_values(elem, lambda v: _new_uid(key, v))
         elif elem.VR == "SQ":  # K, or U on a sequence (X/Z/U*): keep it and treat its items
@@ -248,58 +251,3 @@ def write_deidentified(source: Path, dest: Path, key: bytes, patient: str | None
         for out, (_, ds) in zip(outputs, slices, strict=True):
             deidentify_dataset(ds, key, identity, accept_burned_in=accept_burned_in).save_as(out, enforce_file_format=False)
     return target
-
-
-def _values(elem: DataElement) -> list[str]:
-    return [] if elem.is_empty else [str(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
-
-
-def _label(tag: int) -> str:
-    """A repeating-group attribute (curves, overlays) by its dictionary keyword and tag; else the tag."""
-    keyword = keyword_for_tag(tag)
-    return f"{keyword} {pydicom.tag.Tag(tag)}" if keyword else str(pydicom.tag.Tag(tag))
-
-
-def _audit(ds: Dataset, where: str, found: list[str]) -> None:
-    """Append a label for every attribute of this level (and below) that the profile would not leave as it is."""
-    for elem in ds:
-        name = f"{where}private {elem.tag}" if elem.tag.is_private else f"{where}{elem.keyword or _label(elem.tag)}"
-        action = resolve_action(int(elem.tag), elem.VR)
-        if elem.keyword == "BurnedInAnnotation" and "YES" in [v.strip().upper() for v in _values(elem)]:
-            found.append(f"{name}=YES")
-        elif action in ("X", "Z") and not elem.is_empty:
-            found.append(name)
-        elif action == "D" and elem.tag in PSEUDONYMISED:
-            found += [name for v in _values(elem) if not _PSEUDONYM.fullmatch(v)][:1]
-        elif action == "D":
-            found += [name for v in _values(elem) if v not in (DUMMY_TEXT, "0", "0.0", "000D")][:1]
-        elif action == "C":
-            found += [name for v in _values(elem) if _temporal(elem.VR, v, 0) != v.strip()][:1]
-        elif action == "U" and elem.VR == "UI":
-            found += [name for v in _values(elem) if not v.startswith(("2.25.", "1.2.840.10008."))][:1]
-        elif elem.VR == "SQ":
-            for index, item in enumerate(elem.value):
-                _audit(item, f"{name}[{index}].", found)
-
-
-def remaining_phi(path: Path) -> list[str]:
-    """What a stored file still holds that the profile removes, empties or replaces (for audits and tests).
-
-    Checks every level of every sequence (overlays, curves and private attributes included), the burned-in
-    annotation flag, ``PatientIdentityRemoved``, the file meta header and the preamble.
-
-    Returns:
-        Labels such as ``"PatientName"`` or ``"OriginalAttributesSequence[0].PatientID"``; empty when clean.
-    """
-    with quiet_pydicom():
-        ds = pydicom.dcmread(path, force=True)
-        found: list[str] = []
-        _audit(ds, "", found)
-        if str(ds.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
-            found.append("PatientIdentityRemoved is not YES")
-        meta = getattr(ds, "file_meta", Dataset())
-        allowed = {*META_KEPT, "MediaStorageSOPInstanceUID", "FileMetaInformationGroupLength", "ImplementationClassUID"}
-        found += [f"file meta {elem.keyword or elem.tag}" for elem in meta if elem.keyword not in allowed]
-        if any(getattr(ds, "preamble", None) or b""):
-            found.append("preamble holds data")
-    return found

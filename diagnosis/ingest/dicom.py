@@ -1,4 +1,5 @@
-"""DICOM specifics: reading files quietly, decoding pixels by a stated policy, assembling series folders.
+"""DICOM specifics: reading files quietly, decoding pixels by a stated policy (series folders are assembled by
+:mod:`diagnosis.ingest.series` with it).
 
 MONAI's ``PydicomReader`` orders a series by ``InstanceNumber`` only, which scanners do not always assign along the
 slice axis; here slices are ordered by their position along the slice normal (``ImagePositionPatient`` projected on
@@ -35,8 +36,8 @@ from pydicom.sequence import Sequence
 
 from diagnosis.ingest.dicom_quiet import quiet_pydicom, safe_detail
 
-__all__ = ["MAX_SERIES_FILES", "DicomError", "decode_frames", "dicom_files", "dicom_image", "read_dicom", "read_series",
-           "series_volume"]
+__all__ = ["MAX_SERIES_FILES", "DicomError", "decode_frames", "dicom_files", "dicom_image", "header_integer",
+           "header_number", "pixel_spacing", "read_dicom", "slice_position"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def read_dicom(path: Path, pixels: bool = True) -> Dataset:
     return ds
 
 
-def _number(value: object, default: float | None = None) -> float | None:
+def header_number(value: object, default: float | None = None) -> float | None:
     """A DICOM numeric value as float, or ``default`` when it is absent or not a finite number."""
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -88,8 +89,8 @@ def _number(value: object, default: float | None = None) -> float | None:
     return number if np.isfinite(number) else default
 
 
-def _integer(ds: Dataset, keyword: str, default: int = 0) -> int:
-    number = _number(ds.get(keyword), None)
+def header_integer(ds: Dataset, keyword: str, default: int = 0) -> int:
+    number = header_number(ds.get(keyword), None)
     return int(number) if number is not None and number >= 0 else default
 
 
@@ -117,7 +118,7 @@ def _along_normal(position: object, orientation: object) -> float | None:
     return distance if np.isfinite(distance) else None
 
 
-def _slice_position(ds: Dataset) -> float | None:
+def slice_position(ds: Dataset) -> float | None:
     """Distance of a slice along its normal, or ``None`` when the slice has no geometry."""
     return _along_normal(ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient"))
 
@@ -135,9 +136,9 @@ def _rescale(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
         transform = _first(item.get("PixelValueTransformationSequence")) if item is not None else None
         if transform is None or "RescaleSlope" not in transform:
             return None
-        return _number(transform.get("RescaleSlope"), 1.0) or 1.0, _number(transform.get("RescaleIntercept"), 0.0)
+        return header_number(transform.get("RescaleSlope"), 1.0) or 1.0, header_number(transform.get("RescaleIntercept"), 0.0)
 
-    top = (_number(ds.get("RescaleSlope"), 1.0) or 1.0, _number(ds.get("RescaleIntercept"), 0.0) or 0.0)
+    top = (header_number(ds.get("RescaleSlope"), 1.0) or 1.0, header_number(ds.get("RescaleIntercept"), 0.0) or 0.0)
     default = pair(_first(ds.get("SharedFunctionalGroupsSequence"))) or top
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     values = [pair(item) or default for item in per_frame] if len(per_frame) == count else [default] * count
@@ -154,8 +155,8 @@ def decode_frames(path: Path, ds: Dataset) -> np.ndarray:
     Raises:
         DicomError: No decoder for the transfer syntax, corrupt pixel data, or a size that disagrees with the header.
     """
-    rows, columns = _integer(ds, "Rows"), _integer(ds, "Columns")
-    frames, samples = _integer(ds, "NumberOfFrames", 1) or 1, _integer(ds, "SamplesPerPixel", 1) or 1
+    rows, columns = header_integer(ds, "Rows"), header_integer(ds, "Columns")
+    frames, samples = header_integer(ds, "NumberOfFrames", 1) or 1, header_integer(ds, "SamplesPerPixel", 1) or 1
     palette = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
     with quiet_pydicom():
         try:
@@ -178,13 +179,13 @@ def decode_frames(path: Path, ds: Dataset) -> np.ndarray:
     return values
 
 
-def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
+def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     """``(row, column)`` spacing in mm from the top level or the functional groups, when recorded."""
     shared, per_frame = _first(ds.get("SharedFunctionalGroupsSequence")), _first(ds.get("PerFrameFunctionalGroupsSequence"))
     for value in (ds.get("PixelSpacing"), _nested(shared, "PixelMeasuresSequence", "PixelSpacing"),
                   _nested(per_frame, "PixelMeasuresSequence", "PixelSpacing")):
         if value is not None and len(value) == 2:  # type: ignore[arg-type]
-            row, column = _number(value[0]), _number(value[1])  # type: ignore[index]
+            row, column = header_number(value[0]), header_number(value[1])  # type: ignore[index]
             if row and column:
                 return abs(row), abs(column)
     return None
@@ -207,7 +208,7 @@ def _frame_positions(ds: Dataset, count: int) -> list[float] | None:
         return positions
     offsets = ds.get("GridFrameOffsetVector")
     if offsets is not None and len(offsets) == count:
-        values = [_number(v) for v in offsets]
+        values = [header_number(v) for v in offsets]
         return None if any(v is None for v in values) else values  # type: ignore[return-value]
     return None
 
@@ -225,7 +226,7 @@ def dicom_image(path: Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
     with quiet_pydicom():
         ds = read_dicom(path)
         frames = decode_frames(path, ds)  # (F, R, C)
-        spacing = _pixel_spacing(ds)
+        spacing = pixel_spacing(ds)
         if frames.shape[0] == 1:
             return frames[0].T, None if spacing is None else (spacing[1], spacing[0])
         positions = _frame_positions(ds, frames.shape[0])
@@ -237,77 +238,6 @@ def dicom_image(path: Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
             order = np.argsort(np.asarray(positions), kind="stable")
             frames, step = frames[order], float(np.mean(np.diff(np.sort(positions))))
         else:
-            step = _number(ds.get("SpacingBetweenSlices")) or _number(ds.get("SliceThickness"))
+            step = header_number(ds.get("SpacingBetweenSlices")) or header_number(ds.get("SliceThickness"))
     volume = np.ascontiguousarray(frames.transpose(2, 1, 0))  # (columns, rows, frames), as MONAI lays out DICOM
     return volume, None if spacing is None or not step else (spacing[1], spacing[0], abs(step))
-
-
-def read_series(folder: Path) -> list[tuple[Path, Dataset]]:
-    """Read every slice of a one-series folder, ordered along the slice axis.
-
-    Args:
-        folder: Folder holding the files of exactly one DICOM series.
-
-    Returns:
-        ``(file, dataset)`` pairs in slice order.
-
-    Raises:
-        DicomError: Empty folder, non-DICOM files, several series, slices without pixel data or of different sizes.
-    """
-    files = list(dicom_files(folder))
-    if not files:
-        raise DicomError(f"image folder {folder.name} is empty; a folder must hold the files of one DICOM series")
-    if len(files) > MAX_SERIES_FILES:
-        raise DicomError(f"image folder {folder.name} has {len(files)} files; at most {MAX_SERIES_FILES} per series")
-    try:
-        slices = [(path, read_dicom(path)) for path in files]
-    except DicomError as error:
-        raise DicomError(f"series folder {folder.name}: {error}") from error
-    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in slices}
-    if len(series) > 1:
-        raise DicomError(f"image folder {folder.name} holds {len(series)} DICOM series; put each series in its own folder")
-    sizes = {(_integer(ds, "Rows"), _integer(ds, "Columns")) for _, ds in slices}
-    if len(sizes) > 1:
-        raise DicomError(f"slices of series folder {folder.name} differ in size {sorted(sizes)}; the series is inconsistent")
-    positions = [_slice_position(ds) for _, ds in slices]
-    if all(p is not None for p in positions):
-        order = np.argsort(np.asarray(positions, float), kind="stable")
-        if len(set(positions)) != len(positions):
-            raise DicomError(f"series folder {folder.name} has several slices at the same position; remove duplicates")
-    else:
-        order = np.argsort([_integer(ds, "InstanceNumber") for _, ds in slices], kind="stable")
-    return [slices[i] for i in order]
-
-
-def series_volume(folder: Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
-    """Assemble a series folder into a volume (colour slices averaged, as for single files).
-
-    Returns:
-        The volume as float32 ``(columns, rows, slices)`` (laid out like MONAI's DICOM reader) and its spacing
-        ``(column, row, slice)`` in mm when the slices record it.
-
-    Raises:
-        DicomError: See :func:`read_series`; also multi-frame slices and undecodable pixels.
-    """
-    slices = read_series(folder)
-    planes = []
-    for path, ds in slices:
-        try:
-            frames = decode_frames(path, ds)
-        except DicomError as error:
-            raise DicomError(f"series folder {folder.name}: {error}") from error
-        if frames.shape[0] != 1:
-            raise DicomError(f"{path.name} in series folder {folder.name} holds {frames.shape[0]} frames; a series "
-                             "folder needs single-frame slices (ingest a multi-frame file on its own)")
-        planes.append(frames[0].T)  # (columns, rows) per slice, as MONAI
-    volume = np.stack(planes, axis=-1)
-    pixel_spacing = _pixel_spacing(slices[0][1])
-    positions = [_slice_position(ds) for _, ds in slices]
-    spacing = None
-    if pixel_spacing is not None:
-        if len(slices) > 1 and all(p is not None for p in positions):
-            step = float(np.mean(np.diff(np.asarray(positions, float))))
-        else:
-            step = _number(slices[0][1].get("SliceThickness"), 1.0) or 1.0
-        spacing = (pixel_spacing[1], pixel_spacing[0], abs(step))
-    return volume, spacing

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from diagnosis.ingest.dicom import MAX_SERIES_FILES, DicomError, dicom_files, read_dicom, series_volume
+from diagnosis.ingest.dicom import MAX_SERIES_FILES, DicomError, dicom_files, read_dicom
 from diagnosis.ingest.formats.base import MAX_VOXELS, ImageError, ImageFormat, LoadedImage
 from diagnosis.ingest.formats.dicom_file import dicom_declared_shape, volume_affine
+from diagnosis.ingest.series import series_volume
 
 __all__ = ["DICOM_SERIES"]
 
