@@ -173,7 +173,7 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, directo
             session, name=f"{fusion}-{stamp}", fusion=fusion,
             config={"spec": result.model.spec.to_dict(), "train": config.to_dict(), "best_epoch": result.best_epoch,
                     "train_seconds": round(result.seconds, 1), "history": result.history, "stages": stages,
-                    "datasets": datasets},
+                    "datasets": datasets, "generative": result.model.vae.generative},  # False: augment refuses it
             label_names=list(result.model.spec.label_names), metrics=metrics, checkpoint_path=str(directory),
         )
         db.record_promotion(session, candidate_id=version, promoted=promote,

@@ -39,8 +39,13 @@ for sample, column in zip(samples, st.columns(3) * (len(samples) // 3 + 1), stri
         st.text(sample.text or "(no text)")
 
 st.subheader("Generate more")
+current = data.latest_model(url)
 if user.role != "admin":
     st.caption("Only administrators can generate samples.")
+elif current is not None and not current.config.get("generative", True):  # versions before the flag: VAEs
+    st.info(f"The current model, {md(current.name)}, is a deterministic autoencoder: it has no prior over its codes "
+            "to sample, so it cannot generate cases. Generate with a VAE model (poe, moe, mopoe, concat): "
+            f"{code('diagnosis augment --model ID --label X')}.")
 elif jobs.augment_command() is None:
     st.warning("Generation is unavailable: this installation has no `diagnosis augment` command.")
 else:

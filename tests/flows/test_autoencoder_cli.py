@@ -35,6 +35,7 @@ def store(home: Path, db_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     assert json.loads(run(home, "ingest", str(data / "manifest.csv")))["created"] == 60
     with db.session_scope(db_url) as session:
         db.create_user(session, "clinician1", "correct horse battery", role="clinician")
+        db.create_user(session, "admin1", "correct horse battery", role="admin")
     return home
 
 
@@ -79,3 +80,12 @@ def test_an_autoencoder_model_trains_diagnoses_evaluates_and_shows_on_the_case_p
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Predicted diagnosis"] == detail.predictions[0].label and metrics["Status"] == "diagnosed"
     assert md(version.name) in shown and "Prediction history" in shown, shown  # names are Markdown-escaped
+    assert version.config["generative"] is False
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=90)  # an admin on the Augmentation page
+    with db.session_scope(db_url) as session:
+        at.session_state["user"] = db.get_user(session, "admin1")
+    at.session_state["last_active"] = time.time()
+    at.run()
+    at.switch_page("pages/augmentation.py").run()
+    assert not at.exception and "deterministic autoencoder" in " ".join(str(i.value) for i in at.info)
+    assert not [b for b in at.button if b.key == "augment_start"]  # no job that would fail
