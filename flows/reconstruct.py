@@ -13,11 +13,11 @@ from prefect import flow
 
 import db
 from diagnosis.device import resolve_device
-from diagnosis.generation import decode_case, nearest_rows
+from diagnosis.generation import decode_case, nearest_rows, write_decoded_image
 from diagnosis.settings import Settings
 from diagnosis.classify import load_model
 from diagnosis.features import build_features
-from flows.common import real_texts, resolve_model, save_decoded_image, text_encoder
+from flows.common import real_texts, resolve_model, text_encoder
 from flows.tracking import recorded_run
 
 __all__ = ["reconstruct_flow"]
@@ -49,7 +49,7 @@ def reconstruct_flow(db_url: str, home: str, case_key: str, model: str = "latest
         stem = Settings(home=Path(home)).reconstruction_stem(version.id, case_key)
         stem.parent.mkdir(parents=True, exist_ok=True)
         paths = {name: None if (pixels := getattr(views, name)) is None else
-                 save_decoded_image(pixels, stem.with_name(f"{stem.name}-{name}")).path
+                 str(write_decoded_image(pixels, stem.with_name(f"{stem.name}-{name}"))[0])
                  for name in ("reconstruction", "image_from_text")}  # fmt: skip
         nearest: list[dict[str, str]] = []
         if views.text_from_image is not None and encoder is not None:

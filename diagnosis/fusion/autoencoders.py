@@ -50,19 +50,10 @@ class MultimodalAE(ConcatVAE):
 
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:
         super().__init__(encoders, decoders, config)
-        width = sum(self.widths.values()) + len(self.modalities)
-        sizes = (width, *self.hidden)
+        sizes = (self.joint_width, *self.hidden)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.code = nn.Linear(sizes[-1], config.latent_dim)
         del self.joint  # the VAE's Gaussian head is not used
-
-    def joint_input(self, features: Mapping[str, torch.Tensor], masks: Tensors) -> torch.Tensor:
-        """``(B, width)``: each modality's features (zeros when absent) and its presence flag."""
-        parts = []
-        for m in self.modalities:
-            flag = masks[m].to(features[m].dtype).unsqueeze(-1)  # (B, 1)
-            parts += [features[m] * flag, flag]
-        return torch.cat(parts, dim=-1)
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         """The code from the last layer's output (linear for the plain and stacked autoencoders)."""
@@ -75,25 +66,23 @@ class MultimodalAE(ConcatVAE):
         code = self.activation(self.code(h))
         return Gaussian(code, torch.full_like(code, CODE_LOGVAR))
 
-    def code_penalty(self, code: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-row penalty on the code ``(B,)`` and a batch-level term (0-d), both zero for the plain autoencoder."""
-        zero = code.new_zeros(())
-        return code.new_zeros(code.shape[0]), zero
+    def code_penalty(self, code: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """A penalty (0-d) on the codes of the ``valid`` rows of a batch: zero for the plain autoencoder."""
+        return code.new_zeros(())
 
     def forward(self, inputs: Tensors, masks: Tensors, beta: float | None = None) -> VAEOutput:
         """Reconstruction of every present modality from the code of each subset term (joint, then each modality
         alone), plus the code penalty; ``beta`` is ignored (no KL term)."""
         terms: list[SubsetTerm] = []
         metrics: dict[str, torch.Tensor] = {}
-        batch_terms = []
+        penalties = []
         for name, subset, q in self.subset_posteriors(inputs, masks):
             valid = self._valid(subset)
             rec = self.reconstruction_loss(inputs, masks, self.decode(q.mu))
-            penalty, batch_term = self.code_penalty(q.mu, valid)
-            terms.append(SubsetTerm(name, q, valid, rec + penalty))
-            batch_terms.append(batch_term)
+            terms.append(SubsetTerm(name, q, valid, rec))
+            penalties.append(self.code_penalty(q.mu, valid))
             metrics[f"recon_{name}"] = _masked_mean(rec.detach(), valid)
-        loss = torch.stack([_masked_mean(t.elbo_loss, t.valid) for t in terms]).sum() + torch.stack(batch_terms).sum()
+        loss = torch.stack([_masked_mean(t.elbo_loss, t.valid) for t in terms]).sum() + torch.stack(penalties).sum()
         return VAEOutput(loss=loss, metrics=metrics, terms=terms)
 
 
@@ -109,12 +98,12 @@ class SparseAE(MultimodalAE):
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(pre)
 
-    def code_penalty(self, code: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def code_penalty(self, code: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         rho = self.config.sparsity_target
         weights = valid.to(code.dtype).unsqueeze(-1)
         rho_hat = ((code * weights).sum(0) / weights.sum().clamp(min=1.0)).clamp(1e-6, 1 - 1e-6)  # (D,)
         kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
-        return code.new_zeros(code.shape[0]), self.config.sparsity_weight * kl.sum()
+        return self.config.sparsity_weight * kl.sum()
 
 
 class StackedAE(MultimodalAE):
@@ -134,7 +123,7 @@ class StackedAE(MultimodalAE):
 
         Args:
             batches: Called once per epoch; yields ``(inputs, masks)`` training batches on the model's device.
-            epochs: Passes per layer (0: skip the stage).
+            epochs: Passes per layer (0: no stage, nothing is built).
             lr: Adam learning rate of each layer's autoencoder.
             on_layer: Called with each layer's figures (``layer``, ``epoch``, ``loss``).
 
@@ -142,6 +131,8 @@ class StackedAE(MultimodalAE):
             One record per layer and epoch: its mean reconstruction error (MSE of its input).
         """
         history: list[dict[str, float]] = []
+        if epochs <= 0:
+            return history
         stack = [*self.layers, self.code]
         for index, layer in enumerate(stack):
             decoder = nn.Linear(layer.out_features, layer.in_features).to(layer.weight.device)

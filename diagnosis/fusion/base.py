@@ -10,7 +10,7 @@ its subclasses decide how experts combine (``fuse``) and which subsets the objec
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -95,6 +95,17 @@ class MultimodalVAE(nn.Module, ABC):
         Each modality's network runs once for all the subsets (subclasses override this default, which does not).
         """
         return [self.posterior(inputs, subset) for subset in subsets], {}
+
+    def pretrain(self, batches: Callable[[], Iterable[tuple[Tensors, Tensors]]], epochs: int, lr: float = 1e-3,
+                 on_layer: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+        """A stage before the objective's training, on unlabelled ``(inputs, masks)`` batches (``batches()`` yields
+        one epoch); none for most variants. :class:`~diagnosis.fusion.autoencoders.StackedAE` pre-trains its joint
+        layers greedily here.
+
+        Returns:
+            One record per part and epoch (empty: no stage).
+        """
+        return []
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reconstruct every modality from ``z`` ``(B, D)``."""

@@ -33,8 +33,8 @@ class ConcatVAE(MultimodalVAE):
     def __init__(self, encoders: Mapping[str, nn.Module], decoders: Mapping[str, nn.Module], config: FusionConfig) -> None:
         super().__init__(encoders, decoders, config)
         self.widths = {m: int(getattr(self.encoders[m], "out_dim", config.feature_dim)) for m in self.modalities}
-        width = sum(self.widths.values()) + len(self.modalities)  # features and a presence flag per modality
-        self.joint = nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, 2 * config.latent_dim))
+        self.joint_width = sum(self.widths.values()) + len(self.modalities)  # features and a presence flag each
+        self.joint = nn.Sequential(nn.Linear(self.joint_width, 256), nn.SiLU(), nn.Linear(256, 2 * config.latent_dim))
 
     def _features(self, inputs: Tensors, masks: Tensors) -> dict[str, torch.Tensor]:
         batch = next(iter(masks.values())).shape[0]
@@ -45,12 +45,16 @@ class ConcatVAE(MultimodalVAE):
             for m in self.modalities
         }
 
-    def _encode(self, features: Mapping[str, torch.Tensor], masks: Tensors) -> Gaussian:
+    def joint_input(self, features: Mapping[str, torch.Tensor], masks: Tensors) -> torch.Tensor:
+        """``(B, joint_width)``: each modality's features (zeros where absent) and its presence flag."""
         parts = []
         for m in self.modalities:
             flag = masks[m].to(features[m].dtype).unsqueeze(-1)  # (B, 1)
             parts += [features[m] * flag, flag]
-        mu, logvar = self.joint(torch.cat(parts, dim=-1)).chunk(2, dim=-1)
+        return torch.cat(parts, dim=-1)
+
+    def _encode(self, features: Mapping[str, torch.Tensor], masks: Tensors) -> Gaussian:
+        mu, logvar = self.joint(self.joint_input(features, masks)).chunk(2, dim=-1)
         return Gaussian(mu, logvar.clamp(-8.0, 8.0))
 
     def posterior(self, inputs: Tensors, masks: Tensors) -> Gaussian:

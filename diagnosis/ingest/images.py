@@ -30,8 +30,8 @@ import numpy as np
 from diagnosis.ingest.dicom import dicom_files
 from diagnosis.ingest.formats import (
     MAX_VOXELS,
-    SUFFIXES,
     ImageError,
+    ImageFormat,
     LoadedImage,
     check_content,
     format_for,
@@ -39,7 +39,6 @@ from diagnosis.ingest.formats import (
 )
 
 __all__ = [
-    "IMAGE_FORMATS",
     "ImageError",
     "ImageInfo",
     "LoadedImage",
@@ -50,7 +49,6 @@ __all__ = [
     "probe_image",
 ]
 
-IMAGE_FORMATS: dict[str, str] = {suffix: fmt.name for suffix, fmt in SUFFIXES.items()}  # suffix -> stored format name
 BYTES_PER_VALUE = 12  # documented upper bound of reading memory per decoded value (see the module docstring)
 MIN_SIDE = 8  # smaller spatial sides carry no usable structure
 
@@ -109,18 +107,26 @@ def load_image(path: str | Path) -> LoadedImage:
             images; DICOM without pixel data.
     """
     path = Path(path)
-    if not path.is_dir():
-        if not path.exists():
-            raise ImageError(f"image file not found: {path.name}; check the path in the manifest (relative to its folder)")
-        if not path.is_file():
-            raise ImageError(f"image path {path.name} is neither a file nor a folder")
-        if path.stat().st_size == 0:
-            raise ImageError(f"image file is empty (0 bytes): {path.name}; re-export it")
-    fmt = format_for(path)
-    if not path.is_dir():
-        check_content(path, fmt)
+    fmt = format_for(path) if path.is_dir() else _checked_file(path)
     raw = fmt.read(path)
     return _finish(raw.array, raw.spacing, path, raw.affine)
+
+def _checked_file(path: Path) -> ImageFormat:
+    """The format of an image file that exists, holds bytes and whose content is what its name says.
+
+    Raises:
+        ImageError: Missing, not a regular file, empty, unsupported suffix or mislabelled content.
+    """
+    if not path.exists():
+        raise ImageError(f"image file not found: {path.name}; check the path in the manifest (relative to its folder)")
+    if not path.is_file():
+        raise ImageError(f"image path {path.name} is neither a file nor a folder")
+    if path.stat().st_size == 0:
+        raise ImageError(f"image file is empty (0 bytes): {path.name}; re-export it")
+    fmt = format_for(path)
+    check_content(path, fmt)
+    return fmt
+
 
 def _finish(array: np.ndarray, spacing: tuple[float, ...] | None, path: Path, affine: np.ndarray | None = None) -> LoadedImage:
     """Average channels, drop singleton axes, align the spacing and run the usability checks."""

@@ -157,7 +157,8 @@ def _start_model(spec: ModelSpec, lexical: LexicalReader | None, image_stage: Im
 
 def _layerwise(model: DiagnosisModel, batches: Batches, rng: np.random.Generator, config: TrainConfig, epochs: int,
                on_epoch: Callable[[dict[str, float]], None] | None) -> list[dict[str, float]]:
-    """The stacked autoencoder's greedy layer-wise stage on the training rows (feature networks in eval mode)."""
+    """The fusion model's stage before training (:meth:`MultimodalVAE.pretrain`: the stacked autoencoder's greedy
+    layer-wise stage) on the training rows, feature networks in eval mode."""
     model.vae.encoders.eval()
 
     def epoch() -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
@@ -165,8 +166,7 @@ def _layerwise(model: DiagnosisModel, batches: Batches, rng: np.random.Generator
             yield inputs, masks
 
     report = (lambda r: on_epoch({**r, "stage": "layerwise"})) if on_epoch else None
-    records = model.vae.pretrain(epoch, epochs, lr=config.lr, on_layer=report)
-    return [{**r, "stage": "layerwise"} for r in records]
+    return model.vae.pretrain(epoch, epochs, lr=config.lr, on_layer=report)
 
 
 def fit(
@@ -216,9 +216,7 @@ def fit(
     augment = _fusion_augmenter(spec, config, image_stage is not None)
     rng = np.random.default_rng(config.seed)
     batches, dtype = Batches(train, device), amp_dtype(device, config.amp)
-    layerwise = []  # the stacked autoencoder's greedy stage, before fine-tuning
-    if hasattr(model.vae, "pretrain") and spec.fusion.layerwise_epochs > 0:
-        layerwise = _layerwise(model, batches, rng, config, spec.fusion.layerwise_epochs, on_epoch)
+    layerwise = _layerwise(model, batches, rng, config, spec.fusion.layerwise_epochs, on_epoch)  # stacked_ae only
     steps = config.epochs * max(1, -(-len(train) // config.batch_size))
     step = FusionOptimiser(model, config.lr, config.weight_decay, steps, device, dtype)
     best, best_loss, best_epoch, history = None, float("inf"), 0, []

@@ -34,7 +34,6 @@ __all__ = [
     "check_content",
     "check_size",
     "format_for",
-    "format_named",
     "one_channel",
     "read_image",
     "sniff_format",
@@ -59,18 +58,6 @@ def format_for(path: str | Path) -> ImageFormat:
         if name.endswith(suffix):
             return SUFFIXES[suffix]
     raise ImageError(f"unsupported image type {Path(path).suffix!r}; use one of {', '.join(sorted(SUFFIXES))}")
-
-
-def format_named(name: str) -> ImageFormat:
-    """The file format stored under ``name`` with a case (``png``, ``jpeg``, ``nifti``, ``dicom``, ``npy``).
-
-    Raises:
-        ImageError: No format has that name.
-    """
-    for fmt in FORMATS:
-        if fmt.name == name:
-            return fmt
-    raise ImageError(f"unknown image format {name!r}; known: {', '.join(f.name for f in FORMATS)}")
 
 
 def sniff_format(path: str | Path) -> str | None:

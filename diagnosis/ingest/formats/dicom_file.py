@@ -7,22 +7,16 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from diagnosis.ingest.dicom import DicomError, dicom_image, read_dicom
+from diagnosis.ingest.dicom import DicomError, dicom_image, header_integer, read_dicom
 from diagnosis.ingest.formats.base import ImageError, ImageFormat, LoadedImage, check_size, read_failure
 
 __all__ = ["DICOM_FILE", "dicom_declared_shape", "volume_affine"]
 
 
 def dicom_declared_shape(ds: Dataset) -> tuple[int, ...]:
-    """Rows, columns, frames and samples per pixel that a DICOM header declares (what decoding will produce)."""
-    return tuple(_header_int(ds.get(name), 1) for name in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"))
-
-
-def _header_int(value: object, default: int) -> int:
-    try:
-        return max(int(value), 0) if value not in (None, "") else default
-    except (TypeError, ValueError):
-        return default
+    """Rows, columns, frames and samples per pixel that a DICOM header declares (what decoding will produce; 1 where
+    a value is absent or unusable)."""
+    return tuple(header_integer(ds, name, 1) for name in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"))
 
 
 def volume_affine(spacing: tuple[float, ...] | None) -> np.ndarray | None:
@@ -42,13 +36,13 @@ class DicomFile(ImageFormat):
 
     def read(self, path: Path) -> LoadedImage:
         try:
-            try:
-                shape = dicom_declared_shape(read_dicom(path))  # with pixels: a file without any is named as such
-            except DicomError:
-                raise
-            except Exception as error:  # header parsers raise many types on corrupt input
-                raise read_failure(path, error, header=True) from error
-            check_size(shape, path)
+            shape = dicom_declared_shape(read_dicom(path))  # with pixels: a file without any is named as such
+        except DicomError as error:
+            raise ImageError(str(error)) from error
+        except Exception as error:  # header parsers raise many types on corrupt input
+            raise read_failure(path, error, header=True) from error
+        check_size(shape, path)
+        try:
             array, spacing = dicom_image(path)
         except DicomError as error:
             raise ImageError(str(error)) from error

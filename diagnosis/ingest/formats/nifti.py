@@ -56,7 +56,7 @@ class Nifti(ImageFormat):
 
     def read(self, path: Path) -> LoadedImage:
         """``(1, *spatial)``: the first volume of a 4D image, with MONAI's affine and spacing."""
-        check_size(self._declared_shape(path), path)
+        self._checked_header(path)
         array, image = monai_read(path)
         if array.shape[0] > 1:
             array = array[:1]  # 4D NIfTI: MONAI moves the 4th axis to channels; the policy keeps the first volume
@@ -65,26 +65,28 @@ class Nifti(ImageFormat):
     def decode(self, path: Path) -> LoadedImage:
         """The array MONAI reads (nibabel's scaled data, channel first; a 4D image's first volume), with nibabel
         alone."""
-        import nibabel as nib
-
-        check_size(self._declared_shape(path), path)
+        header = self._checked_header(path)
         try:
-            data = np.asarray(np.asanyarray(nib.load(path).dataobj), dtype=np.float32)
+            data = np.asarray(np.asanyarray(header.dataobj), dtype=np.float32)
         except Exception as error:  # nibabel raises many types on corrupt input
             raise read_failure(path, error) from error
         return LoadedImage(data[..., 0][None] if data.ndim == 4 else data[None], None)
 
     @staticmethod
-    def _declared_shape(path: Path) -> tuple[int, ...]:
+    def _checked_header(path: Path):  # noqa: ANN205 - a nibabel image, pixels not yet read
+        """The file opened by nibabel (header only), its declared shape checked: at most 4 axes, and every value,
+        each time point included (MONAI decodes them all before the 4D policy keeps the first), within the limit."""
         import nibabel as nib
 
         try:
-            shape = tuple(int(s) for s in nib.load(path).shape)
+            image = nib.load(path)
+            shape = tuple(int(s) for s in image.shape)
         except Exception as error:  # nibabel raises many types on corrupt headers
             raise read_failure(path, error, header=True) from error
         if len(shape) > 4:
             raise ImageError(f"{path.name}: NIfTI with {len(shape)} axes {shape}; at most 4 (X, Y, Z, T) are supported")
-        return shape  # every time point counts: MONAI decodes them all before the 4D policy keeps the first
+        check_size(shape, path)
+        return image
 
     def write(self, array: np.ndarray, path: Path, spacing_mm: float = 1.0) -> None:
         """Write an ``(X, Y, Z)`` volume with isotropic ``spacing_mm``, centred on the origin (qform and sform set)."""
