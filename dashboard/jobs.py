@@ -37,8 +37,8 @@ def augment_command() -> tuple[str, ...] | None:
     return (executable, "augment") if probe.returncode == 0 else None
 
 
-def launch_augment(url: str, username: str, label: str, n: int, log_dir: Path) -> Path:
-    """Start ``diagnosis augment --label LABEL --n N`` in the background and audit who started it.
+def launch_augment(url: str, username: str, label: str, n: int, log_dir: Path, generator: str = "vae") -> Path:
+    """Start ``diagnosis augment --label LABEL --n N --generator G`` in the background and audit who started it.
 
     Args:
         url: The store URL (passed to the job and used for the audit row).
@@ -46,6 +46,7 @@ def launch_augment(url: str, username: str, label: str, n: int, log_dir: Path) -
         label: Diagnosis to generate samples of.
         n: Number of samples.
         log_dir: Folder for the job's log file.
+        generator: ``vae`` or ``gan`` (see ``diagnosis augment --help``).
 
     Returns:
         The log file of the started job.
@@ -60,10 +61,10 @@ def launch_augment(url: str, username: str, label: str, n: int, log_dir: Path) -
     log = log_dir / f"augment-{label}.log"
     env = {**os.environ, "DIAGNOSIS_DATABASE_URL": url}
     with log.open("ab") as out:
-        subprocess.Popen([*command, "--label", label, "--n", str(n)], stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
+        subprocess.Popen([*command, "--label", label, "--n", str(n), "--generator", generator], stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
                          env=env, start_new_session=True)  # fmt: skip
     with db.session_scope(url) as session:
-        db.append_audit(session, username=username, action="augment", after={"label": label, "n": n})
+        db.append_audit(session, username=username, action="augment", after={"label": label, "n": n, "generator": generator})
     return log
 
 

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 import db
 from diagnosis.classify import DiagnosisModel, predict, save_model
+from diagnosis.classify.bank import LatentBank, latent_bank
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
 from diagnosis.features import FeatureTable, TextEncoderConfig
@@ -162,12 +163,15 @@ def recorded_datasets(chosen: list[str | None] | None) -> list[str] | None:
 
 
 def register_task(result: FitResult, metrics: dict, config: TrainConfig, directory: Path, stamp: str, db_url: str,
-                  promote: bool = True, stages: dict | None = None, datasets: list[str] | None = None) -> int:
-    """Save the checkpoint, register the model version (with the data sets it was trained on) and record whether it
-    becomes current."""
+                  promote: bool = True, stages: dict | None = None, datasets: list[str] | None = None,
+                  bank: LatentBank | None = None) -> int:
+    """Save the checkpoint (with the latent bank of its training cases), register the model version (with the data
+    sets it was trained on) and record whether it becomes current."""
     fusion = result.model.spec.fusion.fusion
     directory = save_model(result.model, directory, extra={"train": config.to_dict(), "best_epoch": result.best_epoch,
                                                            "metrics": metrics, "stages": stages, "datasets": datasets})
+    if bank is not None:
+        bank.save(directory)
     with db.session_scope(db_url) as session:
         version = db.register_model_version(
             session, name=f"{fusion}-{stamp}", fusion=fusion,
@@ -248,8 +252,11 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
             tables = {s: features_task(cases, spec, encoder, reader) for s, cases in splits.items() if cases}
             result = fit_task(spec, tables["train"], tables.get("val"), config, device, reader)
             metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
+            bank = latent_bank(result.model, tables["train"], [c.case_key for c in splits["train"]], resolve_device(device),
+                               synthetic=[c.is_synthetic for c in splits["train"]])
             run.model_version_id = register_task(result, metrics, config, directory, stamp, db_url, promote,
-                                                 stage_summaries(result, text), datasets=recorded_datasets(chosen))
+                                                 stage_summaries(result, text), datasets=recorded_datasets(chosen),
+                                                 bank=bank)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)  # no half-written model folder (a fine-tuned encoder) left
             raise

@@ -27,7 +27,7 @@ if not samples:
     st.caption(f"No generated samples of {md(label)} in the store.")
 for sample, column in zip(samples, st.columns(3) * (len(samples) // 3 + 1), strict=False):
     with column.container(border=True):
-        st.caption(md(sample.case_key))
+        st.caption(f"{md(sample.case_key)} · {sample.generator.upper()}")
         if sample.image_path is not None:
             try:
                 array = data.image_array(sample.image_path)
@@ -42,15 +42,20 @@ st.subheader("Generate more")
 current = data.latest_model(url)
 if user.role != "admin":
     st.caption("Only administrators can generate samples.")
-elif current is not None and not current.config.get("generative", True):  # versions before the flag: VAEs
-    st.info(f"The current model, {md(current.name)}, is a deterministic autoencoder: it has no prior over its codes "
-            "to sample, so it cannot generate cases. Generate with a VAE model (poe, moe, mopoe, concat): "
-            f"{code('diagnosis augment --model ID --label X')}.")
 elif jobs.augment_command() is None:
     st.warning("Generation is unavailable: this installation has no `diagnosis augment` command.")
 else:
+    generative = current is None or current.config.get("generative", True)  # versions before the flag: VAEs
+    if not generative:
+        st.info(f"The current model, {md(current.name)}, is a deterministic autoencoder: it has no prior over its codes "
+                "to sample, so its per-class Gaussians cannot generate cases. Its latent GAN can (trained on the "
+                "model's training codes on first use).")
+    choices = ["gan"] if not generative else ["vae", "gan"]
+    generator = st.radio("Generator", choices, horizontal=True, key="augment_generator",
+                         format_func=lambda g: {"vae": "VAE (per-class latent Gaussians)",
+                                                "gan": "GAN (conditional, on the training latents)"}[g])
     n = st.number_input("Samples", min_value=1, max_value=1000, value=20, key="augment_n")
     if st.button(f"Generate {n} samples of {md(label)}", key="augment_start"):
-        log = jobs.launch_augment(url, user.username, label, int(n), Settings.from_env().home / "logs")
-        st.success(f"Started {code(f'diagnosis augment --label {label} --n {n}')}; log: {code(log)}. New samples "
-                   "appear here when it finishes.")
+        log = jobs.launch_augment(url, user.username, label, int(n), Settings.from_env().home / "logs", generator)
+        st.success(f"Started {code(f'diagnosis augment --label {label} --n {n} --generator {generator}')}; log: "
+                   f"{code(log)}. New samples appear here when it finishes.")

@@ -61,6 +61,12 @@ class SyntheticSample:
     image_path: str | None
     image_format: str | None
     text: str | None
+    source: str | None = None  # e.g. "augment (gan): model version 3"
+
+    @property
+    def generator(self) -> str:
+        """``vae`` or ``gan``: what generated it (samples stored before the generator was recorded: ``vae``)."""
+        return "gan" if (self.source or "").startswith("augment (gan)") else "vae"
 
 
 def similar_cases(
@@ -143,7 +149,7 @@ def synthetic_counts(session: Session) -> dict[str, int]:
 def synthetic_samples(session: Session, label: str | None = None, *, limit: int = 12) -> list[SyntheticSample]:
     """The newest generated cases (of one label when given), with their image and text."""
     stmt = (
-        select(Case.case_key, Case.label, Image.path, Image.format, SymptomNote.text)
+        select(Case.case_key, Case.label, Image.path, Image.format, SymptomNote.text, Case.source)
         .outerjoin(Image, Image.case_id == Case.id)
         .outerjoin(SymptomNote, SymptomNote.case_id == Case.id)
         .where(Case.is_synthetic.is_(True))

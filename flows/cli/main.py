@@ -203,13 +203,16 @@ def augment(
     n: Annotated[int, typer.Option(min=1, help="Number of synthetic cases.")] = 20,
     model: Annotated[str, typer.Option(help="latest or a model version id.")] = "latest",
     seed: Annotated[int | None, typer.Option(help="Fix the draw (default: fresh samples each call).")] = None,
+    generator: Annotated[str, typer.Option(help="vae: the model's per-class latent Gaussians; gan: a conditional GAN on its training latents (trained on first use, then reused).")] = "vae",
+    gan_steps: Annotated[int, typer.Option(min=1, help="Training steps of the GAN when the model has none yet.")] = 1500,
 ) -> None:
     """Generate class-conditional synthetic cases (decoded image + nearest real symptom text), flagged synthetic."""
     settings = command_settings(ctx)
     from flows.augment import augment_flow
 
     with user_errors(LookupError, ValueError):
-        report = augment_flow(settings.db_url, str(settings.home), label=label, n=n, model=model, seed=seed)
+        report = augment_flow(settings.db_url, str(settings.home), label=label, n=n, model=model, seed=seed,
+                              generator=generator, gan_steps=gan_steps)
     typer.echo(json.dumps(report))
 
 

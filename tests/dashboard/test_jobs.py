@@ -38,11 +38,11 @@ def _wait_for(path: Path, lines: int) -> list[str]:
 def test_generate_more_starts_diagnosis_augment_and_audits_it(store, fake_diagnosis: Path, tmp_path: Path) -> None:  # noqa: ANN001
     log = jobs.launch_augment(store.url, store.admin, "pneumothorax", 12, tmp_path / "logs")
     calls = _wait_for(fake_diagnosis, 2)  # the probe (`augment --help`), then the job
-    assert calls[0].startswith("augment --help") and calls[1] == f"augment --label pneumothorax --n 12 | {store.url}"
+    assert calls[0].startswith("augment --help") and calls[1] == f"augment --label pneumothorax --n 12 --generator vae | {store.url}"
     assert log.parent == tmp_path / "logs"
     with db.session_scope(store.url) as session:
         [row] = [a for a in db.audit_log(session) if a.action == "augment"]
-    assert row.username == store.admin and row.after == {"label": "pneumothorax", "n": 12}
+    assert row.username == store.admin and row.after == {"label": "pneumothorax", "n": 12, "generator": "vae"}
 
 
 def test_compute_views_starts_diagnosis_reconstruct(store, fake_diagnosis: Path, tmp_path: Path) -> None:  # noqa: ANN001

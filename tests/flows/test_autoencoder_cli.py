@@ -1,5 +1,5 @@
 """Each deterministic autoencoder through the command line and the dashboard: train, diagnose, evaluate, the case
-page; augmentation is refused with the reason."""
+page; augmentation from its (absent) prior is refused with the reason, its latent GAN generates instead."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 import db
+from dashboard import jobs
 from dashboard.escape import md
 from flows.cli import app
 
@@ -61,6 +62,10 @@ def test_an_autoencoder_model_trains_diagnoses_evaluates_and_shows_on_the_case_p
     assert report["model_version_id"] == version.id and report["n"] > 0 and 0 <= report["accuracy"] <= 1
     refused = runner.invoke(app, ["--home", str(store), "augment", "--model", str(version.id), "--label", "pneumonia"])
     assert refused.exit_code != 0 and "deterministic autoencoder" in refused.output
+    made = json.loads(run(store, "augment", "--model", str(version.id), "--label", "pneumonia", "--n", "3",
+                          "--generator", "gan", "--gan-steps", "60", "--seed", "0").splitlines()[-1])
+    assert made["created"] == 3 and made["generator"] == "gan" and made["diversity"] > 0, made
+    assert (Path(version.checkpoint_path) / "gan.json").is_file()  # kept: the next call reuses it
     with db.session_scope(db_url) as session:
         case = next(c for c in db.list_cases(session, limit=60) if c.has_image and c.has_text)
         detail = db.get_case(session, case.case_key)
@@ -81,6 +86,7 @@ def test_an_autoencoder_model_trains_diagnoses_evaluates_and_shows_on_the_case_p
     assert metrics["Predicted diagnosis"] == detail.predictions[0].label and metrics["Status"] == "diagnosed"
     assert md(version.name) in shown and "Prediction history" in shown, shown  # names are Markdown-escaped
     assert version.config["generative"] is False
+    monkeypatch.setattr(jobs, "augment_command", lambda: ("diagnosis", "augment"))  # no probe of the installation
     at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=90)  # an admin on the Augmentation page
     with db.session_scope(db_url) as session:
         at.session_state["user"] = db.get_user(session, "admin1")
@@ -88,4 +94,6 @@ def test_an_autoencoder_model_trains_diagnoses_evaluates_and_shows_on_the_case_p
     at.run()
     at.switch_page("pages/augmentation.py").run()
     assert not at.exception and "deterministic autoencoder" in " ".join(str(i.value) for i in at.info)
-    assert not [b for b in at.button if b.key == "augment_start"]  # no job that would fail
+    assert at.radio(key="augment_generator").options == ["GAN (conditional, on the training latents)"]  # no VAE job
+    at.selectbox(key="augment_label").set_value("pneumonia").run()
+    assert "· GAN" in " ".join(str(c.value) for c in at.caption)  # the GAN's samples are shown
