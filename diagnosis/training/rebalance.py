@@ -1,8 +1,10 @@
-"""Rare-class rebalancing in latent space: class-conditional VAE samples bring every class to parity for the head."""
+"""Rare-class rebalancing in latent space: class-conditional samples (the VAE's per-class Gaussians, or any other
+latent generator such as the latent GAN) bring every class to parity for the head."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +14,10 @@ from diagnosis.features.table import FeatureTable
 from diagnosis.training.calibrate import calibrate
 from diagnosis.training.trainer import inverse_frequency
 
-__all__ = ["rebalance_head", "subset_latents"]
+__all__ = ["LatentSampler", "rebalance_head", "subset_latents"]
+
+LatentSampler = Callable[[int, int, torch.Generator], torch.Tensor]
+"""``(class id, n, generator) -> (n, D)`` latents of that class."""
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +37,13 @@ def subset_latents(model: DiagnosisModel, table: FeatureTable, device: torch.dev
 
 def rebalance_head(
     model: DiagnosisModel, train: FeatureTable, val: FeatureTable | None, device: torch.device,
-    class_weights: bool = False, epochs: int = 60, lr: float = 3e-3, seed: int = 0,
+    class_weights: bool = False, epochs: int = 60, lr: float = 3e-3, seed: int = 0, sampler: LatentSampler | None = None,
 ) -> dict[str, list[int]]:
     """Retrain the diagnosis head on real latents plus class-conditional samples up to the largest class's count.
 
-    Samples come from the per-class latent Gaussians fitted after training (``model.class_mean`` /
-    ``class_logvar``); the encoders and decoders stay fixed. The head is then recalibrated on ``val``.
+    Samples come from ``sampler``, by default the per-class latent Gaussians fitted after training
+    (``model.class_mean`` / ``class_logvar``); the encoders and decoders stay fixed. The head is then recalibrated
+    on ``val``.
 
     Args:
         model: A trained model (changed in place).
@@ -48,6 +54,7 @@ def rebalance_head(
         epochs: Passes over the augmented latent set.
         lr: Adam learning rate.
         seed: Sampling and shuffling seed.
+        sampler: Another source of class-conditional latents (e.g. a latent GAN's ``sample``).
 
     Returns:
         ``{"real": counts per class, "synthetic": samples added per class}``.
@@ -62,8 +69,11 @@ def rebalance_head(
         need = int(counts.max() - counts[c])
         if need == 0 or counts[c] == 0:
             continue
-        noise = torch.randn(need, z.shape[1], generator=generator).to(device)
-        parts_z.append(model.class_mean[c] + noise * torch.exp(0.5 * model.class_logvar[c]))
+        if sampler is not None:
+            parts_z.append(sampler(c, need, generator).to(device))
+        else:
+            noise = torch.randn(need, z.shape[1], generator=generator).to(device)
+            parts_z.append(model.class_mean[c] + noise * torch.exp(0.5 * model.class_logvar[c]))
         parts_y.append(torch.full((need,), c, device=device, dtype=torch.long))
         added[c] = need
     z, y = torch.cat(parts_z), torch.cat(parts_y)

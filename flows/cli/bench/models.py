@@ -1,4 +1,4 @@
-"""``diagnosis bench p1|p2|p3|multivae``: the protocols of ``shared/benchmarks.md`` and the MultiVae side by side."""
+"""``diagnosis bench p1|p2|p3|p5|multivae``: the protocols of ``shared/benchmarks.md`` and the MultiVae side by side."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.table import Table
 
 from flows.cli.render import emit_report
 
-__all__ = ["COMMANDS", "multivae", "p1", "p1_table", "p2", "p2_table", "p3", "p3_table"]
+__all__ = ["COMMANDS", "multivae", "p1", "p1_table", "p2", "p2_table", "p3", "p3_table", "p5", "p5_table"]
 
 DATA = Path("../shared/data")  # the shared data folder beside a checkout
 
@@ -156,6 +156,62 @@ def p2(
     emit_report([p2_table(report)], report, json_path)
 
 
+def p5_table(report: dict) -> Table:
+    """One row per way (means over seeds), the generators' in-class shares in the caption."""
+    seeds = len(report["config"]["seeds"])
+    table = Table(title=f"P5 — which generator helps the rare normal class ({report['config']['fusion']}), test split, "
+                        f"fused, mean of {seeds} seed(s)")
+    for column in ("way", "recall normal", "macro-F1", "AUC", "recall pneumonia"):
+        table.add_column(column, justify="left" if column == "way" else "right")
+    for way, m in report["results"].items():
+        sd = m["sd"]
+        table.add_row(way, f"{m['recall']['normal']:.3f} ± {sd['recall']['normal']:.3f}",
+                      f"{m['macro_f1']:.4f} ± {sd['macro_f1']:.4f}", f"{m['auc']:.4f} ± {sd['auc']:.4f}",
+                      f"{m['recall']['pneumonia']:.3f}")
+    g = report["generators"]
+    shares = "; ".join(f"{kind}: {v['in_class']:.3f} (" + ", ".join(f"{k} {s:.3f}" for k, s in v["per_class"].items()) + ")"
+                       for kind, v in g.items())
+    diversity = ", ".join(f"{k} {v:.2f}" for k, v in g["gan"]["diversity"].items())
+    collapsed = ", ".join(g["gan"]["collapsed"]) or "none"
+    table.caption = (f"share of decoded samples an independent classifier (test accuracy "
+                     f"{report['checker']['test_accuracy']:.3f}) assigns to the intended class — {shares}; GAN sample "
+                     f"diversity {diversity}; collapsed: {collapsed}")
+    return table
+
+
+def p5(
+    data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p5.json"),
+    fusion: Annotated[str, typer.Option(help="Fusion variant whose latent both generators sample.")] = "poe",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds: figures are their mean.")] = "0,1,2",
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fusion model.")] = 12,
+    image_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the supervised image stage (per seed).")] = 12,
+    text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,
+    gan_steps: Annotated[int, typer.Option(min=1, help="Training steps of each latent GAN.")] = 1500,
+    train_limit: Annotated[Optional[int], typer.Option(help="Train on a random subset of N cases (smoke runs).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    home: Annotated[Optional[Path], typer.Option(help="Home for the text-embedding cache.")] = None,
+) -> None:
+    """P5: P2's rare normal class; plain, class weights, VAE and GAN augmentation (alone and with class weights),
+    and the share of each generator's samples an independent classifier puts in the intended class."""
+    from diagnosis.benchmarks import P1Config, P5Config, run_p5
+    from diagnosis.benchmarks.p5 import estimate_p5_seconds
+    from diagnosis.device import resolve_device
+    from flows.cli.common import user_errors
+
+    with user_errors(ValueError):
+        chosen = tuple(int(x) for x in seeds.split(",") if x.strip())
+        if not chosen:
+            raise ValueError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+    config = P5Config(seeds=chosen, fusion=fusion, epochs=epochs, image_epochs=image_epochs, text_epochs=text_epochs,
+                      gan_steps=gan_steps, train_limit=train_limit)
+    torch_device = resolve_device(device)
+    tables, lexical = _tables(data, P1Config(text_epochs=text_epochs, train_limit=train_limit), home, rare=True,
+                              device=torch_device, estimate=lambda n, texts: estimate_p5_seconds(config, n, texts))
+    report = run_p5(tables, config, torch_device, lexical=lexical, on_epoch=_progress)
+    emit_report([p5_table(report)], report, json_path)
+
+
 def multivae(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-multivae.json"),
@@ -252,5 +308,5 @@ def p3(
     emit_report([p3_table(report)], report, json_path)
 
 
-COMMANDS = {"p1": p1, "p2": p2, "multivae": multivae, "p3": p3}
+COMMANDS = {"p1": p1, "p2": p2, "multivae": multivae, "p3": p3, "p5": p5}
 """``diagnosis bench`` commands of this module, by name (registered by :mod:`flows.cli.bench`)."""
