@@ -1,4 +1,5 @@
-"""Case-page sections: the image with window/level and orthogonal views, and the similar cases table."""
+"""Case-page sections: the image with window/level and orthogonal views, the graph classifier's neighbours and the
+similar cases table."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dashboard import data, imaging, insight_data, jobs
 from dashboard.escape import md
 from diagnosis.settings import Settings
 
-__all__ = ["show_image", "show_reconstruction", "show_similar"]
+__all__ = ["show_graph_neighbours", "show_image", "show_reconstruction", "show_similar"]
 
 
 def _caption(detail: db.CaseDetail, array_shape: tuple[int, ...], where: str | None) -> str:
@@ -61,23 +62,48 @@ def show_image(detail: db.CaseDetail) -> None:
                      caption=_caption(detail, array.shape, where))  # fmt: skip
 
 
-def show_similar(url: str, case_key: str, model_version_id: int) -> None:
-    """The most similar confirmed past cases in the latent space of the prediction's model version."""
+def show_similar(url: str, case_key: str, model_version_id: int, graph_keys: frozenset[str] = frozenset()) -> None:
+    """The most similar confirmed past cases in the latent space of the prediction's model version (those the graph
+    classifier also used are marked)."""
     neighbours = insight_data.similar_cases(url, case_key, model_version_id)
     if not neighbours:
         st.caption("No confirmed past cases with a latent from this model version yet.")
         return
-    frame = pd.DataFrame(
-        {
-            "case": [n.case_key for n in neighbours],
-            "confirmed diagnosis": [n.confirmed_label for n in neighbours],
-            "predicted": [n.predicted_label for n in neighbours],
-            "distance": [n.distance for n in neighbours],
-        }
-    )
-    st.dataframe(frame, hide_index=True, key="similar_cases",
+    columns = {
+        "case": [n.case_key for n in neighbours],
+        "confirmed diagnosis": [n.confirmed_label for n in neighbours],
+        "predicted": [n.predicted_label for n in neighbours],
+        "distance": [n.distance for n in neighbours],
+    }
+    if graph_keys:
+        columns["graph neighbour"] = [n.case_key in graph_keys for n in neighbours]
+    st.dataframe(pd.DataFrame(columns), hide_index=True, key="similar_cases",
                  column_config={"distance": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
     st.caption(f"Nearest among the {db.NEIGHBOUR_POOL:,} most recent confirmed cases of this model version.")
+
+
+def _open_case(case_key: str) -> None:
+    """Show another case on this page (the case id box is bound to the URL's ``case``)."""
+    st.session_state["case"] = case_key
+
+
+def show_graph_neighbours(url: str, prediction: db.PredictionView) -> frozenset[str]:
+    """The training cases the graph classifier diagnosed this case with, largest share first, each one openable;
+    returns their keys (the similar-cases table marks them)."""
+    neighbours = insight_data.graph_neighbours(url, prediction.neighbours or ())
+    if not neighbours:
+        st.caption("The graph classifier stored no neighbours for this prediction.")
+        return frozenset()
+    frame = pd.DataFrame({"case": [n.case_key for n in neighbours],
+                          "confirmed diagnosis": [n.confirmed_label or "(not in the store)" for n in neighbours],
+                          "share of the logit": [n.weight for n in neighbours]})  # fmt: skip
+    st.dataframe(frame, hide_index=True, key="graph_neighbours",
+                 column_config={"share of the logit": st.column_config.NumberColumn(format="%+.3f")})  # fmt: skip
+    st.caption(f"Training cases this case was joined to in the case graph, by their share of the logit of "
+               f"{md(prediction.label)} (positive: they pushed towards it).")
+    chosen = st.selectbox("Open a neighbour", [n.case_key for n in neighbours], key="graph_neighbour_choice")
+    st.button("Open", key="graph_neighbour_open", on_click=_open_case, args=(chosen,))
+    return frozenset(n.case_key for n in neighbours)
 
 
 def show_reconstruction(url: str, detail: db.CaseDetail, model_version_id: int, can_launch: bool) -> None:

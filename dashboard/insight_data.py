@@ -12,6 +12,7 @@ __all__ = [
     "LATENT_SAMPLE",
     "cases_per_day",
     "evaluation_rows",
+    "graph_neighbours",
     "latent_sample",
     "model_versions",
     "review_counts",
@@ -27,6 +28,7 @@ model_versions = store_read(db.list_model_versions)
 evaluation_rows = store_read(db.predictions_for_evaluation)
 latent_sample = store_read(db.latent_sample)  # pages pass limit=LATENT_SAMPLE
 similar_cases = store_read(db.similar_cases)
+graph_neighbours = store_read(db.graph_neighbours)
 cases_per_day = store_read(db.cases_per_day)
 review_counts = store_read(db.review_counts)
 synthetic_counts = store_read(db.synthetic_counts)

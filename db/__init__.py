@@ -71,10 +71,12 @@ from db.reviews import (
 from db.runs import FlowRunView, fail_dead_runs, finish_flow_run, list_flow_runs, start_flow_run
 from db.screens.insight import (
     NEIGHBOUR_POOL,
+    GraphNeighbour,
     LatentPoint,
     SimilarCase,
     SyntheticSample,
     cases_per_day,
+    graph_neighbours,
     latent_sample,
     similar_cases,
     synthetic_counts,
@@ -116,6 +118,7 @@ __all__ = [
     "COUNT_AHEAD",
     "MIN_PASSWORD_LENGTH",
     "NEIGHBOUR_POOL",
+    "GraphNeighbour",
     "NO_DATASET",
     "REVIEW_STATES",
     "AuditView",
@@ -153,6 +156,7 @@ __all__ = [
     "authenticate",
     "case_datasets",
     "cases_per_day",
+    "graph_neighbours",
     "claim_chunk",
     "count_cases",
     "count_worklist",

@@ -223,6 +223,7 @@ class Prediction(Base):
     modalities: Mapped[list[str]] = mapped_column(JSON)  # e.g. ["image", "text"]
     uncertainty: Mapped[float | None]  # predictive entropy (nats) from sampling the latent posterior
     prediction_set: Mapped[list[str] | None] = mapped_column(JSON)  # split-conformal set of labels
+    neighbours: Mapped[list[dict] | None] = mapped_column(JSON)  # graph classifier: [{"case_key", "weight"}]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -39,6 +39,7 @@ class PredictionView:
     created_at: datetime
     uncertainty: float | None = None  # predictive entropy (nats)
     prediction_set: tuple[str, ...] | None = None  # split-conformal set
+    neighbours: tuple[dict, ...] | None = None  # graph classifier: training cases that mattered (case_key, weight)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class PredictionIn:
         modalities: Modalities the model saw, e.g. ``("image", "text")``.
         uncertainty: Predictive entropy in nats, when the model estimated it.
         prediction_set: Labels of the split-conformal prediction set, when the model is calibrated for one.
+        neighbours: With a graph classifier, the training cases that mattered: ``{"case_key", "weight"}`` each.
     """
 
     case_id: int
@@ -73,10 +75,11 @@ class PredictionIn:
     modalities: Sequence[str]
     uncertainty: float | None = None  # predictive entropy (nats)
     prediction_set: Sequence[str] | None = None  # split-conformal prediction set
+    neighbours: Sequence[Mapping[str, Any]] | None = None  # graph classifier: [{"case_key", "weight"}]
 
 
 _PREDICTION_COLUMNS = ("case_id", "model_version_id", "label", "probabilities", "latent", "modalities", "uncertainty",
-                       "prediction_set", "created_at")  # fmt: skip
+                       "prediction_set", "neighbours", "created_at")  # fmt: skip
 
 
 _PREDICTION_UPDATES = _PREDICTION_COLUMNS[2:]  # what a newer prediction of the same (case, model) overwrites
@@ -103,6 +106,13 @@ def _floats_json(values: Sequence[float] | Mapping[str, float], what: str, case_
 def _strings_json(values: Sequence[str] | None) -> str:
     """JSON text of a list of strings (``None`` is stored as JSON ``null``, as the JSON column type does)."""
     return "null" if values is None else orjson.dumps([str(v) for v in values]).decode()
+
+
+def _neighbours_json(values: Sequence[Mapping[str, Any]] | None) -> str:
+    """JSON text of the graph neighbours (``null`` without a graph classifier)."""
+    if values is None:
+        return "null"
+    return orjson.dumps([{"case_key": str(v["case_key"]), "weight": float(v["weight"])} for v in values]).decode()
 
 
 def save_predictions(session: Session, predictions: Sequence[PredictionIn]) -> int:
@@ -136,7 +146,7 @@ def save_predictions(session: Session, predictions: Sequence[PredictionIn]) -> i
         rows[(p.case_id, p.model_version_id)] = (
             p.case_id, p.model_version_id, str(p.label), _floats_json(p.probabilities, "probabilities", p.case_id),
             _floats_json(p.latent, "latent values", p.case_id), _strings_json(p.modalities), uncertainty,
-            _strings_json(p.prediction_set), created,
+            _strings_json(p.prediction_set), _neighbours_json(p.neighbours), created,
         )  # fmt: skip
     upsert_encoded(session, table, _PREDICTION_COLUMNS, list(rows.values()), index_elements=["case_id", "model_version_id"],
                    update_columns=_PREDICTION_UPDATES)  # fmt: skip

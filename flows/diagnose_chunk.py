@@ -122,7 +122,8 @@ def _outputs(cases: list[db.CaseInput], preds: Predictions, table: FeatureTable,
                                     probabilities={n: float(p) for n, p in zip(job.label_names, probs, strict=True)},
                                     latent=[float(v) for v in preds.latents[i]], modalities=preds.modalities[i],
                                     uncertainty=float(preds.uncertainty[i]),
-                                    prediction_set=preds.set_labels(i, job.label_names)))
+                                    prediction_set=preds.set_labels(i, job.label_names),
+                                    neighbours=preds.neighbours[i] if preds.neighbours is not None else None))
     return rows, failures
 
 

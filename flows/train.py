@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 import db
 from diagnosis.classify import DiagnosisModel, predict, save_model
 from diagnosis.classify.bank import LatentBank, latent_bank
+from diagnosis.classify.graph import GraphClassifier
 from diagnosis.device import resolve_device
 from diagnosis.evaluation import classification_metrics
 from diagnosis.features import FeatureTable, TextEncoderConfig
@@ -23,15 +24,18 @@ from diagnosis.features.lexical import LexicalConfig, LexicalReader, fit_lexical
 from diagnosis.fusion import FusionConfig
 from diagnosis.settings import Settings
 from diagnosis.training import FitResult, TrainConfig, fit, plan_model
+from diagnosis.training.graph_stage import fit_graph
 from diagnosis.training.image_stage import ImageStageConfig
 from diagnosis.training.stage_result import epoch_figures
 from diagnosis.training.text_stage import TextStage, TextStageConfig, finetune_text_encoder
 from flows.common import features_task, text_encoder
 from flows.tracking import recorded_run
 
-__all__ = ["CANDIDATE_REASON", "TRAINED_REASON", "stage_epochs", "table_metrics", "train_flow"]
+__all__ = ["CANDIDATE_REASON", "CLASSIFIERS", "TRAINED_REASON", "stage_epochs", "table_metrics", "train_flow"]
 
 logger = logging.getLogger("flows")
+
+CLASSIFIERS = ("head", "graph")  # what diagnoses from the fused latent (--classifier)
 
 
 NO_DATASET = db.NO_DATASET  # how cases stored before data sets existed are named in messages and in --dataset
@@ -156,6 +160,13 @@ def stage_summaries(result: FitResult, text: TextStage | None) -> dict:
     return stages
 
 
+@task(cache_policy=NO_CACHE)
+def graph_task(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, keys: list[str], synthetic: list[bool],
+               device: str, seed: int) -> tuple[GraphClassifier, LatentBank]:
+    """Train the graph classifier over the fitted model's training cases (``--classifier graph``)."""
+    return fit_graph(model, train, val, keys, resolve_device(device), seed=seed, synthetic=synthetic, on_epoch=_log_epoch)
+
+
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
 def recorded_datasets(chosen: list[str | None] | None) -> list[str] | None:
     """The data-set names a model version records (``None`` entries named :data:`NO_DATASET`)."""
@@ -168,16 +179,18 @@ def register_task(result: FitResult, metrics: dict, config: TrainConfig, directo
     """Save the checkpoint (with the latent bank of its training cases), register the model version (with the data
     sets it was trained on) and record whether it becomes current."""
     fusion = result.model.spec.fusion.fusion
+    classifier = "graph" if result.model.graph is not None else "head"
     directory = save_model(result.model, directory, extra={"train": config.to_dict(), "best_epoch": result.best_epoch,
                                                            "metrics": metrics, "stages": stages, "datasets": datasets})
     if bank is not None:
         bank.save(directory)
     with db.session_scope(db_url) as session:
         version = db.register_model_version(
-            session, name=f"{fusion}-{stamp}", fusion=fusion,
+            session, name=f"{fusion}+graph-{stamp}" if classifier == "graph" else f"{fusion}-{stamp}", fusion=fusion,
             config={"spec": result.model.spec.to_dict(), "train": config.to_dict(), "best_epoch": result.best_epoch,
                     "train_seconds": round(result.seconds, 1), "history": result.history, "stages": stages,
-                    "datasets": datasets, "generative": result.model.vae.generative},  # False: augment refuses it
+                    "datasets": datasets, "generative": result.model.vae.generative,  # False: augment refuses it
+                    "classifier": classifier},
             label_names=list(result.model.spec.label_names), metrics=metrics, checkpoint_path=str(directory),
         )
         db.record_promotion(session, candidate_id=version, promoted=promote,
@@ -199,7 +212,7 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
                image_epochs: int = ImageStageConfig.epochs, text_epochs: int = TextStageConfig.epochs,
                augmentation: dict | None = None, image_members: int = FusionConfig.image_members,
                datasets: list[str] | None = None, class_weights: bool = False, subset_sampling: bool = True,
-               lexical: bool = True) -> int:
+               lexical: bool = True, classifier: str = "head") -> int:
     """Train on the store's labelled cases and register a model version.
 
     Args:
@@ -226,14 +239,20 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
         subset_sampling: moe / mopoe: decode one sampled mixture component per case and step (False: every one).
         lexical: Fit the bag-of-words reader of the texts (TF-IDF + logistic regression) and stack it with the model
             on val (see ``diagnosis.features.lexical``); False: the transformer path alone.
+        classifier: ``head`` (the diagnosis head on each case's fused latent) or ``graph`` (a graph network over the
+            kNN graph of the training cases' latents on top of it, :mod:`diagnosis.classify.graph`).
 
     Returns:
         The new model version id.
     """
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
     home_path = Path(home)
     with recorded_run(db_url, "train") as run:
         chosen = choose_datasets(db_url, datasets)
         splits = load_labelled_cases(db_url, augment, chosen)
+        if classifier == "graph" and not splits["val"]:
+            raise ValueError("the graph classifier selects and calibrates on val: label some cases with split=val")
         on = str(resolve_device(device))
         encoder = text_encoder(TextEncoderConfig(model_path=text_model), home_path, device=on)
         spec = plan_model(splits["train"], FusionConfig(fusion=fusion, image_members=image_members,
@@ -251,9 +270,13 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
             reader = lexical_task(spec, splits["train"], config) if spec.text else None
             tables = {s: features_task(cases, spec, encoder, reader) for s, cases in splits.items() if cases}
             result = fit_task(spec, tables["train"], tables.get("val"), config, device, reader)
+            keys, synthetic = [c.case_key for c in splits["train"]], [c.is_synthetic for c in splits["train"]]
+            if classifier == "graph":
+                result.model.graph, bank = graph_task(result.model, tables["train"], tables["val"], keys, synthetic,
+                                                      device, seed)
+            else:
+                bank = latent_bank(result.model, tables["train"], keys, resolve_device(device), synthetic=synthetic)
             metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
-            bank = latent_bank(result.model, tables["train"], [c.case_key for c in splits["train"]], resolve_device(device),
-                               synthetic=[c.is_synthetic for c in splits["train"]])
             run.model_version_id = register_task(result, metrics, config, directory, stamp, db_url, promote,
                                                  stage_summaries(result, text), datasets=recorded_datasets(chosen),
                                                  bank=bank)

@@ -1,4 +1,5 @@
-"""Case page: image, symptoms, probabilities, uncertainty, similar cases, prediction history and the review."""
+"""Case page: image, symptoms, probabilities, uncertainty, the graph classifier's neighbours, similar cases,
+prediction history and the review."""
 
 from __future__ import annotations
 
@@ -61,8 +62,12 @@ with left:
     case_panels.show_image(detail)
 
 if latest is not None:
+    graph_keys: frozenset[str] = frozenset()
+    if latest.neighbours is not None:  # a graph-classifier model: the cases it diagnosed this one with
+        st.subheader("Neighbours in the case graph")
+        graph_keys = case_panels.show_graph_neighbours(url, latest)
     st.subheader("Similar past cases")
-    case_panels.show_similar(url, case_key, latest.model_version_id)
+    case_panels.show_similar(url, case_key, latest.model_version_id, graph_keys)
     st.subheader("Reconstruction and cross-modal view")
     case_panels.show_reconstruction(url, detail, latest.model_version_id, can_launch=True)
 

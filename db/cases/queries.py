@@ -261,6 +261,7 @@ def get_case(session: Session, case_key: str) -> CaseDetail | None:
                 created_at=p.created_at,
                 uncertainty=p.uncertainty,
                 prediction_set=tuple(p.prediction_set) if p.prediction_set is not None else None,
+                neighbours=tuple(p.neighbours) if p.neighbours is not None else None,
             )
             for p in predictions
         ),

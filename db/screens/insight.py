@@ -1,4 +1,5 @@
-"""Reads behind the dashboard's model insight: similar cases in latent space, latent samples, trends, samples.
+"""Reads behind the dashboard's model insight: similar cases in latent space, the graph classifier's neighbours,
+latent samples, trends, samples.
 
 Latents are stored as JSON per prediction, so nearest neighbours cannot use an index. To stay well under a
 second with 100,000 cases, :func:`similar_cases` compares the case against a capped pool: the
@@ -8,7 +9,9 @@ review or a true label). The answer is exact within that pool; older cases are n
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, or_, select
@@ -18,10 +21,12 @@ from db.models import Case, Image, Prediction, Review, SymptomNote
 
 __all__ = [
     "NEIGHBOUR_POOL",
+    "GraphNeighbour",
     "LatentPoint",
     "SimilarCase",
     "SyntheticSample",
     "cases_per_day",
+    "graph_neighbours",
     "latent_sample",
     "similar_cases",
     "synthetic_counts",
@@ -112,6 +117,28 @@ def similar_cases(
     distances = np.linalg.norm(latents - np.asarray(target, dtype=np.float64), axis=1)  # (N,)
     nearest = np.argsort(distances, kind="stable")[:k]
     return [SimilarCase(rows[i][0], float(distances[i]), rows[i][2], rows[i][3]) for i in nearest]
+
+
+@dataclass(frozen=True)
+class GraphNeighbour:
+    """A training case the graph classifier joined a diagnosed case to, and how much it mattered."""
+
+    case_key: str
+    weight: float  # its share of the case's logit of the predicted diagnosis
+    confirmed_label: str | None  # the review's final diagnosis, else the true label (None: no longer in the store)
+
+
+def graph_neighbours(session: Session, neighbours: Sequence[Mapping[str, Any]]) -> list[GraphNeighbour]:
+    """The stored neighbours of a graph-classifier prediction with their confirmed diagnoses, in the stored order."""
+    keys = [str(n["case_key"]) for n in neighbours]
+    if not keys:
+        return []
+    labels = dict(session.execute(
+        select(Case.case_key, func.coalesce(Review.final_label, Case.label))
+        .outerjoin(Review, Review.case_id == Case.id)
+        .where(Case.case_key.in_(keys))
+    ).tuples().all())  # fmt: skip
+    return [GraphNeighbour(str(n["case_key"]), float(n["weight"]), labels.get(str(n["case_key"]))) for n in neighbours]
 
 
 def latent_sample(session: Session, model_version_id: int, *, limit: int = NEIGHBOUR_POOL) -> list[LatentPoint]:

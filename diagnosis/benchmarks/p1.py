@@ -4,6 +4,9 @@ Selection (epoch, temperature, decision threshold) uses the validation split onl
 The supervised image stage is trained once and shared by every fusion variant; its classifier alone is the ``cnn``
 row (image mode only), so the report shows what fusion adds to the same image encoder.
 
+The ``graph`` row is the graph classifier (:mod:`diagnosis.classify.graph`) over the ``poe`` model of the same run
+(trained for it when ``poe`` is not a row itself): what diagnosing a case with its nearest training cases adds.
+
 The decision threshold maximises the balanced accuracy (Youden's J) on val: unlike the accuracy-maximising one it
 does not depend on the validation prevalence, which differs from test's here (74 % against 62.5 % pneumonia).
 """
@@ -27,11 +30,12 @@ from diagnosis.features import FeatureTable, ImagePreprocessing, TextEncoder, pr
 from diagnosis.features.lexical import LEXICAL_INPUT, LexicalConfig, LexicalReader, fit_lexical_reader
 from diagnosis.fusion import FUSIONS, FusionConfig, ModalitySpec
 from diagnosis.ingest.images import LoadedImage
-from diagnosis.training import TrainConfig, fit
+from diagnosis.training import FitResult, TrainConfig, fit
+from diagnosis.training.graph_stage import fit_graph
 from diagnosis.training.image_stage import ImageStage, ImageStageConfig, train_image_encoder
 from diagnosis.training.text_stage import SECONDS_PER_TEXT_EPOCH, TextStageConfig
 
-__all__ = ["CNN", "LABELS", "MODES", "P1Config", "binary_metrics", "choose_threshold", "estimate_seconds", "limit_train",
+__all__ = ["CNN", "GRAPH", "LABELS", "MODES", "P1Config", "binary_metrics", "choose_threshold", "estimate_seconds", "limit_train",
            "mode_view", "p1_tables", "prevalence_report", "run_p1", "score_modes"]
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,9 @@ logger = logging.getLogger(__name__)
 LABELS = ("normal", "pneumonia")
 MODES = ("image", "text", "fused", "fused_missing50")
 CNN = "cnn"  # the row of the supervised image encoder alone
+GRAPH = "graph"  # the row of the graph classifier over the poe model
+GRAPH_BASE = "poe"
+GRAPH_SECONDS = 90.0  # upper bound of one graph classifier's training at P1's size, for the estimate
 # Seconds per training sample and epoch on this project's 2-core CPU (32-px grid), for the estimate printed up front
 # (image and poe as measured on 2026-12-03: 2.2e-3 and 3.4e-3; the others from earlier runs).
 SECONDS_PER_SAMPLE_EPOCH = {"image": 2.4e-3, "poe": 3.5e-3, "moe": 3.0e-3, "mopoe": 4.5e-3, "concat": 2.6e-3,
@@ -49,7 +56,7 @@ SECONDS_PER_SAMPLE_EPOCH = {"image": 2.4e-3, "poe": 3.5e-3, "moe": 3.0e-3, "mopo
 class P1Config:
     """Benchmark settings (recorded in the JSON output)."""
 
-    fusions: tuple[str, ...] = (CNN, "poe")  # rows to train: "cnn", fusion variants (FUSIONS), baselines (BASELINES)
+    fusions: tuple[str, ...] = (CNN, "poe")  # rows: "cnn", fusion variants (FUSIONS), "graph", baselines (BASELINES)
     epochs: int = 30  # maximum epochs per fusion model (selection on val)
     batch_size: int = 128  # cases per step of the fusion models
     image_size: int = 32  # 28 px images are resized onto this grid (the product's default grid for 28 px)
@@ -62,9 +69,10 @@ class P1Config:
     prior: float | None = None  # deployment prevalence of pneumonia: test probabilities shifted from val's to it
 
     def __post_init__(self) -> None:
-        unknown = set(self.fusions) - {CNN, *FUSIONS, *BASELINES}
+        unknown = set(self.fusions) - {CNN, GRAPH, *FUSIONS, *BASELINES}
         if unknown:
-            raise ValueError(f"unknown P1 row(s) {sorted(unknown)}; choose from {CNN}, {', '.join(FUSIONS + BASELINES)}")
+            raise ValueError(f"unknown P1 row(s) {sorted(unknown)}; choose from {CNN}, {GRAPH}, "
+                             f"{', '.join(FUSIONS + BASELINES)}")
         if self.prior is not None and not 0 < self.prior < 1:
             raise ValueError(f"prior must be a prevalence strictly between 0 and 1, got {self.prior}")
 
@@ -109,7 +117,11 @@ def estimate_seconds(config: P1Config, n_train: int, distinct_texts: int) -> dic
     if any(f not in BASELINES for f in config.fusions):  # the rows that use the image stage (as in run_p1)
         parts["image stage"] = SECONDS_PER_SAMPLE_EPOCH["image"] * area * n_train * config.image_epochs * config.image_members
     for fusion in config.fusions:
-        if fusion != CNN:
+        if fusion == GRAPH:
+            parts[fusion] = GRAPH_SECONDS * n_train / 4707
+            if GRAPH_BASE not in config.fusions:
+                parts[GRAPH_BASE] = SECONDS_PER_SAMPLE_EPOCH[GRAPH_BASE] * n_train * config.epochs
+        elif fusion != CNN:
             parts[fusion] = SECONDS_PER_SAMPLE_EPOCH[fusion] * n_train * config.epochs
     return parts
 
@@ -216,8 +228,36 @@ def run_p1(
     modalities = ModalitySpec(image=image, vectors={"text": tables["train"].inputs["text"].shape[1]})
     rows = tuple(fusions or config.fusions)
     stage = _image_stage(tables, config, device, on_epoch) if any(f not in BASELINES for f in rows) else None
-    results = {}
+    results: dict[str, dict] = {}
+    models: dict[str, FitResult] = {}
+
+    def fitted(fusion: str) -> FitResult:
+        """The fusion model of ``fusion``, trained once per run (the graph row reuses the poe row's)."""
+        if fusion not in models:
+            spec = ModelSpec(LABELS, modalities, FusionConfig(fusion=fusion, image_members=config.image_members if stage else 1))
+            train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8,
+                                       image_stage=ImageStageConfig(epochs=config.image_epochs))
+            models[fusion] = fit(spec, tables["train"], tables["val"], train_config, device, image_stage=stage,
+                                 lexical=lexical, on_epoch=(lambda r, f=fusion: on_epoch(f, r)) if on_epoch else None)
+        return models[fusion]
+
     for fusion in rows:
+        if fusion == GRAPH:
+            base = fitted(GRAPH_BASE).model
+            started = time.perf_counter()
+            keys = [str(i) for i in range(len(tables["train"]))]
+            graph, _ = fit_graph(base, tables["train"], tables["val"], keys, device, seed=config.seed,
+                                 on_epoch=(lambda r: on_epoch(GRAPH, r)) if on_epoch else None)
+            seconds = time.perf_counter() - started
+            base.graph = graph  # the same fusion model, diagnosing through the graph (for this row only)
+            results[fusion] = {"seconds": round(seconds, 1), "kind": f"graph classifier over {GRAPH_BASE}",
+                               "epochs": graph.trained_epochs, "best_epoch": graph.best_epoch,
+                               "seconds_per_epoch": round(seconds / max(graph.trained_epochs, 1), 3),
+                               "modes": score_modes(lambda t, m=base: predict(m, t, device, samples=1).probabilities,
+                                                    tables, prior=config.prior)}  # fmt: skip
+            base.graph = None
+            logger.info("P1 graph: fused AUC %.4f", results[fusion]["modes"]["fused"]["auc"])
+            continue
         if fusion == CNN:
             if stage is None:
                 raise ValueError("the cnn row needs the image stage: set image_epochs above 0")
@@ -236,14 +276,9 @@ def run_p1(
                                "modes": score_modes(lambda t, b=baseline: predict_baseline(b, t, device), tables, prior=config.prior)}
             results[fusion]["seconds_per_epoch"] = None
             continue
-        spec = ModelSpec(LABELS, modalities, FusionConfig(fusion=fusion, image_members=config.image_members if stage else 1))
-        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, patience=8,
-                                   image_stage=ImageStageConfig(epochs=config.image_epochs))
-        started = time.perf_counter()
-        result = fit(spec, tables["train"], tables["val"], train_config, device, image_stage=stage, lexical=lexical,
-                     on_epoch=(lambda r, f=fusion: on_epoch(f, r)) if on_epoch else None)
+        result = fitted(fusion)
         results[fusion] = {
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(result.seconds, 1),  # the fusion stage (the image stage is the cnn row's)
             "epochs": len(result.history),
             "best_epoch": result.best_epoch,
             "seconds_per_epoch": round(result.seconds / max(len(result.history), 1), 2),

@@ -32,7 +32,7 @@ from diagnosis.generation import GANConfig, LatentGAN, sample_class, train_laten
 from diagnosis.training import TrainConfig, fit, rebalance_head
 from diagnosis.training.image_stage import ImageStageConfig
 
-__all__ = ["GENERATOR_WAYS", "P5Config", "P5_WAYS", "fit_checker", "estimate_p5_seconds", "run_p5"]
+__all__ = ["GENERATOR_WAYS", "P5_WAYS", "P5Config", "estimate_p5_seconds", "fit_checker", "run_p5"]
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ def run_p5(tables: dict[str, FeatureTable], config: P5Config, device: torch.devi
     runs = [_one_seed(tables, config, seed, checker, device, lexical, on_epoch) for seed in config.seeds]
     results = {}
     for way in P5_WAYS:
-        figures = {m: _mean(runs, lambda r, m=m: r["ways"][way][m]) for m in METRICS}
-        recall = {label: _mean(runs, lambda r, label=label: r["ways"][way]["recall"][label]) for label in LABELS}
+        figures = {m: _mean(runs, lambda r, m=m, w=way: r["ways"][w][m]) for m in METRICS}
+        recall = {label: _mean(runs, lambda r, label=label, w=way: r["ways"][w]["recall"][label]) for label in LABELS}
         results[way] = {**{m: f["mean"] for m, f in figures.items()}, "recall": {k: v["mean"] for k, v in recall.items()},
                         "sd": {**{m: f["sd"] for m, f in figures.items()}, "recall": {k: v["sd"] for k, v in recall.items()}}}
     generators = {kind: {"in_class": _mean(runs, lambda r, k=kind: r["generators"][k]["mean"])["mean"],

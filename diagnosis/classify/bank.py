@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from diagnosis.classify.model import DiagnosisModel
-from diagnosis.classify.predict import predict
+from diagnosis.classify.predict import Predictions, predict
 from diagnosis.features.table import FeatureTable
 
-__all__ = ["BANK_FILE", "LatentBank", "latent_bank", "load_bank"]
+__all__ = ["BANK_FILE", "LatentBank", "bank_rows", "latent_bank", "load_bank"]
 
 BANK_FILE = "latents.npz"  # inside a model's checkpoint folder
 
@@ -59,6 +59,14 @@ def load_bank(directory: str | Path) -> LatentBank | None:
         return LatentBank(data["latents"], data["labels"], tuple(str(k) for k in data["keys"]))
 
 
+def bank_rows(table: FeatureTable, preds: Predictions, synthetic: Sequence[bool] | None = None) -> np.ndarray:
+    """Indices of the rows a bank keeps: labelled, readable and real."""
+    keep = (table.labels >= 0) & preds.ok
+    if synthetic is not None:
+        keep &= ~np.asarray(synthetic, dtype=bool)
+    return np.flatnonzero(keep)
+
+
 def latent_bank(model: DiagnosisModel, table: FeatureTable, keys: Sequence[str], device: torch.device | str,
                 synthetic: Sequence[bool] | None = None) -> LatentBank:
     """The fused posterior means of ``table``'s labelled, readable, real rows (``synthetic`` marks rows to leave out).
@@ -69,9 +77,6 @@ def latent_bank(model: DiagnosisModel, table: FeatureTable, keys: Sequence[str],
     if len(keys) != len(table) or (synthetic is not None and len(synthetic) != len(table)):
         raise ValueError(f"{len(keys)} keys for {len(table)} rows: give one case key per row of the table")
     preds = predict(model, table, device, samples=1)
-    keep = (table.labels >= 0) & preds.ok
-    if synthetic is not None:
-        keep &= ~np.asarray(synthetic, dtype=bool)
-    rows = np.flatnonzero(keep)
+    rows = bank_rows(table, preds, synthetic)
     return LatentBank(preds.latents[rows].astype(np.float32), table.labels[rows].astype(np.int64),
                       tuple(keys[i] for i in rows))

@@ -1,4 +1,5 @@
-"""Checkpoints: weights as safetensors, the model spec, label names and version as JSON beside them."""
+"""Checkpoints: weights as safetensors, the model spec, label names and version as JSON beside them; the graph
+classifier (if any) in files of its own over the folder's latent bank."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diagnosis import __version__
+from diagnosis.classify.bank import load_bank
+from diagnosis.classify.graph import load_graph, save_graph
 from diagnosis.classify.model import EVIDENCE_SOURCES, DiagnosisModel, ModelSpec, default_pattern_weights
 from diagnosis.features.lexical import LexicalReader
 
@@ -21,10 +24,12 @@ def save_model(model: DiagnosisModel, directory: str | Path, extra: dict | None 
     """Write ``model.safetensors`` and ``model.json`` into ``directory``; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("graph.")}
     save_file(state, str(directory / "model.safetensors"))
     if model.lexical is not None:
         model.lexical.save(directory)
+    if model.graph is not None:  # its nodes are the folder's latent bank, which the caller saves
+        save_graph(model.graph, directory)
     meta = {
         "format": CHECKPOINT_FORMAT,
         "diagnosis_version": __version__,
@@ -54,6 +59,9 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Dia
     state = load_file(str(weights), device=str(device))
     _upgrade(state, model)
     model.load_state_dict(state)
+    bank = load_bank(directory)
+    if bank is not None:
+        model.graph = load_graph(directory, bank.keys, device)
     return model.to(device).eval()
 
 

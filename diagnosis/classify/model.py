@@ -108,6 +108,7 @@ class DiagnosisModel(nn.Module):
         self.register_buffer("conformal_threshold", torch.ones(()))  # 1.0 = every class (not calibrated)
         self.register_buffer("class_mean", torch.zeros(classes, latent))
         self.register_buffer("class_logvar", torch.zeros(classes, latent))
+        self.graph: nn.Module | None = None  # --classifier graph: a GraphClassifier over the latent bank (saved apart)
 
     def objective(
         self, inputs: Tensors, masks: Tensors, targets: torch.Tensor, beta: float, class_weights: torch.Tensor | None = None

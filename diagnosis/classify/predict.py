@@ -46,6 +46,8 @@ class Predictions:
         sets: ``(N, C)`` bool split-conformal prediction-set membership.
         modalities: Modalities used per row.
         ok: ``(N,)`` the row had at least one usable modality.
+        neighbours: With a graph classifier, per row the training cases that mattered most (``case_key``, ``weight``:
+            its share of the predicted class's logit); None otherwise.
     """
 
     probabilities: np.ndarray
@@ -54,6 +56,7 @@ class Predictions:
     sets: np.ndarray
     modalities: list[list[str]]
     ok: np.ndarray
+    neighbours: list[list[dict]] | None = None
 
     def labels(self, label_names: tuple[str, ...]) -> list[str]:
         """Most probable diagnosis per row."""
@@ -105,6 +108,18 @@ def _staged(table: FeatureTable, device: torch.device) -> tuple[dict[str, torch.
     return inputs, masks
 
 
+def _on_graph(model: DiagnosisModel, probabilities: np.ndarray, latents: np.ndarray, ok: np.ndarray,
+              device: torch.device) -> tuple[np.ndarray, list[list[dict]]]:
+    """The graph classifier's probabilities for the usable rows (attached to their nearest training cases), and the
+    neighbours that mattered for each (none for a row without a usable modality)."""
+    graph = model.graph
+    log_p = torch.from_numpy(np.log(np.clip(probabilities, 1e-6, 1.0))).float().to(device)
+    attached = graph.attach(torch.from_numpy(latents).float().to(device), log_p)
+    on_graph = torch.softmax(attached.logits, 1).float().cpu().numpy()
+    out = np.where(ok[:, None], on_graph, probabilities).astype(np.float32)
+    return out, [graph.mattered(attached, i) if ok[i] else [] for i in range(len(out))]
+
+
 @torch.inference_mode()
 def predict(
     model: DiagnosisModel,
@@ -131,7 +146,9 @@ def predict(
         timings: When given, the seconds spent here are added under ``model``.
 
     Returns:
-        Probabilities, latents, uncertainty and conformal sets per row.
+        Probabilities, latents, uncertainty and conformal sets per row. With a graph classifier (``model.graph``) the
+        probabilities and sets are its own, and the neighbours that mattered come with them; the uncertainty stays
+        the fusion model's (posterior draws).
 
     Raises:
         ValueError: The model reads texts with a lexical reader and the table was built without it.
@@ -165,14 +182,20 @@ def predict(
             kept.append(value)
     n_classes = len(model.spec.label_names)
     probabilities = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, n_classes), np.float32)
+    means = torch.cat(latents).cpu().numpy() if latents else np.zeros((0, latent), np.float32)
     ok = np.stack(list(table.masks.values())).any(0) if table.masks else np.zeros(len(table), dtype=bool)
+    threshold, neighbours = float(model.conformal_threshold), None
+    if model.graph is not None and len(table):
+        probabilities, neighbours = _on_graph(model, probabilities, means, ok, device)
+        threshold = float(model.graph.conformal_threshold)
     result = Predictions(
         probabilities=probabilities,
-        latents=torch.cat(latents).cpu().numpy() if latents else np.zeros((0, latent), np.float32),
+        latents=means,
         uncertainty=torch.cat(entropy).cpu().numpy() if entropy else np.zeros(0, np.float32),
-        sets=prediction_sets(probabilities, float(model.conformal_threshold)),
+        sets=prediction_sets(probabilities, threshold),
         modalities=[table.modalities_used(i) for i in range(len(table))],
         ok=ok,
+        neighbours=neighbours,
     )
     if timings is not None:
         timings["model"] = timings.get("model", 0.0) + time.perf_counter() - started

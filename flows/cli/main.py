@@ -120,6 +120,7 @@ def train(
     class_weights: Annotated[bool, typer.Option("--class-weights", help="Weight the losses by inverse class frequency (a rare diagnosis gets found more often).")] = False,
     full_objective: Annotated[bool, typer.Option("--full-objective", help="moe / mopoe: decode every mixture component per case and step, not one sampled component (slower).")] = False,
     lexical: Annotated[bool, typer.Option("--lexical/--no-lexical", help="Stack a TF-IDF + logistic-regression reader of the texts with the model on val (--no-lexical: the transformer path alone).")] = True,
+    classifier: Annotated[str, typer.Option(help="head: the diagnosis from the fused latent of each case alone; graph: a graph network over the kNN graph of the training cases' latents, which diagnoses a case with its nearest training cases and stores which of them mattered.")] = "head",
 ) -> None:
     """Train on split=train, select on val, register a model version.
 
@@ -140,7 +141,8 @@ def train(
                              preprocessing=options, batch_size=batch_size, lr=lr, image_epochs=image_epochs,
                              text_epochs=text_epochs, augmentation=augment_options, image_members=image_members,
                              datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
-                             class_weights=class_weights, subset_sampling=not full_objective, lexical=lexical)
+                             class_weights=class_weights, subset_sampling=not full_objective, lexical=lexical,
+                             classifier=classifier)
     typer.echo(f"model version {version}")
 
 

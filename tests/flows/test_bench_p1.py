@@ -42,14 +42,15 @@ def test_threshold_and_metrics() -> None:
 def test_bench_p1_command_writes_every_figure(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "p1.json"
     result = CliRunner().invoke(app, ["bench", "p1", "--data", str(shared_data), "--json", str(out),
-                                      "--fusion", "cnn,poe,concat,late,attention,mmae", "--epochs", "1", "--image-epochs", "2",
+                                      "--fusion", "cnn,graph,poe,concat,late,attention,mmae", "--epochs", "1", "--image-epochs", "2",
                                       "--image-members", "2", "--text-epochs", "1", "--train-limit", "300",
                                       "--home", str(tmp_path)],
                                 catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {"cnn", "poe", "concat", "late", "attention", "mmae"}
+    assert set(report["results"]) == {"cnn", "graph", "poe", "concat", "late", "attention", "mmae"}
     assert report["results"]["late"]["kind"] == "baseline"
+    assert report["results"]["graph"]["kind"] == "graph classifier over poe" and report["results"]["graph"]["epochs"] >= 1
     assert set(report["results"]["cnn"]["modes"]) == {"image"}  # the image encoder alone
     assert report["image_stage"]["epochs"] == 2 and report["config"]["text_epochs"] == 1
     assert len(report["image_stage"]["members"]) == report["config"]["image_members"] == 2  # an ensemble

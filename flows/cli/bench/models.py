@@ -39,7 +39,7 @@ def p1_table(report: dict) -> Table:
 def p1(
     data: Annotated[Path, typer.Option(help="Folder with pneumoniamnist.npz and symptom2disease.csv.")] = DATA,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write every figure.")] = Path("bench-p1.json"),
-    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated rows: cnn, poe, moe, mopoe, concat, ae, stacked_ae, sparse_ae, late, attention, mmae (default: cnn,poe).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="Comma-separated rows: cnn, poe, moe, mopoe, concat, ae, stacked_ae, sparse_ae, graph (the graph classifier over poe), late, attention, mmae (default: cnn,poe).")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fusion model.")] = 30,
     image_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the supervised image stage (0: none).")] = 30,
     text_epochs: Annotated[int, typer.Option(min=0, help="Epochs of text fine-tuning (0: frozen embeddings).")] = 3,

@@ -78,7 +78,7 @@ def test_sample_diversity_flags_a_collapsed_generator() -> None:
     assert sample_diversity(np.repeat(real[:1], 100, 0), real) == 0.0  # every sample the same point
     assert 0.9 < sample_diversity(real[::-1].copy(), real) < 1.1
     assert np.isnan(sample_diversity(real[:1], real))
-    gan, report = train_latent_gan(z, y, NAMES, GANConfig(steps=50, diversity_floor=10.0), seed=0)
+    _, report = train_latent_gan(z, y, NAMES, GANConfig(steps=50, diversity_floor=10.0), seed=0)
     assert report.collapsed == list(NAMES)  # a floor no generator reaches: every class reported
 
 
