@@ -1,4 +1,4 @@
-"""``diagnosis bench throughput|train|text``: pipeline performance benchmarks (on the ``bench`` group); ``bench memory``
+"""``diagnosis bench throughput|train|text|graph``: pipeline performance benchmarks (on the ``bench`` group); ``bench memory``
 is in :mod:`flows.cli.bench.memory`.
 
 ``bench store`` (bulk writes and dashboard reads) lives with the other store benchmarks in
@@ -22,7 +22,7 @@ from rich.table import Table
 from diagnosis.settings import Settings
 from flows.cli.render import emit_report, figures_table
 
-__all__ = ["COMMANDS", "Trained", "text", "throughput", "train", "trained_store"]
+__all__ = ["COMMANDS", "Trained", "graph", "text", "throughput", "train", "trained_store"]
 
 FILL_BATCH = 5000  # cases per upsert_cases call when filling stores
 
@@ -269,5 +269,30 @@ def text(
     emit_report([figures_table(title, ["runtime", "texts/s", "load s"], rows, caption)], report, json_path)
 
 
-COMMANDS = {"throughput": throughput, "train": train, "text": text}
+def graph(
+    nodes: Annotated[int, typer.Option(min=20, help="Training cases in the graph.")] = 100_000,
+    batch: Annotated[int, typer.Option(min=1, help="New cases attached in one batch.")] = 512,
+    json_path: JsonPath = None,
+) -> None:
+    """The graph classifier at scale: build its kNN graph, then time attaching one new case and a batch, and the
+    memory attachment reads against the adjacency it never loads."""
+    from diagnosis.benchmarks.graph_scale import run_graph_scale
+
+    report = run_graph_scale(nodes=nodes, batch=batch)
+    mib = 1024 * 1024
+    rows = [("nodes (training cases)", f"{report['nodes']:,}"), ("neighbours per case", str(report["k"])),
+            ("graph build (kNN + tables)", f"{report['build_seconds']:.1f} s"),
+            ("attach one case", f"{report['attach_one_ms']:.1f} ms"),
+            (f"attach {report['batch']} cases", f"{report['attach_batch_ms']:.0f} ms ({report['cases_per_second']:,} cases/s)"),
+            ("memory attachment reads", f"{report['attachment_bytes'] / mib:.1f} MiB"),
+            ("sparse adjacency (not loaded)", f"{report['adjacency_bytes'] / mib:.1f} MiB")]
+    table = Table(title="Graph classifier at scale (random latents, 32-d)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    emit_report([table], report, json_path)
+
+
+COMMANDS = {"throughput": throughput, "train": train, "text": text, "graph": graph}
 """``diagnosis bench`` commands of this module, by name (registered by :mod:`flows.cli.bench`)."""

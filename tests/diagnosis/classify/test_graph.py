@@ -109,3 +109,20 @@ def test_the_graph_classifier_trains_over_a_fusion_model_and_names_its_neighbour
     np.testing.assert_allclose(predict(loaded, test, "cpu").probabilities, preds.probabilities, rtol=1e-5, atol=1e-5)
     model.graph = None
     assert latent_bank(model, train, keys, "cpu").keys == bank.keys  # the bank of the flows: the same nodes
+
+
+def test_bench_graph_reports_attachment_cost_without_the_adjacency(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = tmp_path / "graph.json"
+    result = CliRunner().invoke(app, ["bench", "graph", "--nodes", "300", "--batch", "16", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["nodes"] == 300 and report["attach_one_ms"] > 0 and report["cases_per_second"] > 0
+    assert report["adjacency_entries"] >= 300 * (report["k"] + 1)  # self-loops and at least k edges per node
+    assert report["attachment_bytes"] == 300 * (32 + 64 + 2 + 1) * 4  # unit latents, X W1, H1 W2, degrees
+    assert "Graph classifier at scale" in result.stdout
