@@ -193,7 +193,8 @@ def diagnose_chunk(case_ids: list[int], job: ChunkJob, ahead: ReadAhead | None =
             return ChunkResult(skipped=len(case_ids), seconds=seconds)
         net, _ = _model_and_encoder(job)
         table = _claimed_features(claim.cases, ahead, job, seconds)
-        preds = predict(net, table, resolve_device(job.device), amp=job.amp, compile=job.compile, timings=seconds)
+        preds = predict(net, table, resolve_device(job.device), amp=job.amp, compile=job.compile, timings=seconds,
+                        patients=[c.patient_key for c in claim.cases])
         start = time.perf_counter()
         rows, failures = _outputs(claim.cases, preds, table, job)
         db.save_predictions(claim.session, rows)

@@ -161,10 +161,13 @@ def stage_summaries(result: FitResult, text: TextStage | None) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def graph_task(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, keys: list[str], synthetic: list[bool],
+def graph_task(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, splits: dict[str, list[db.CaseInput]],
                device: str, seed: int) -> tuple[GraphClassifier, LatentBank]:
     """Train the graph classifier over the fitted model's training cases (``--classifier graph``)."""
-    return fit_graph(model, train, val, keys, resolve_device(device), seed=seed, synthetic=synthetic, on_epoch=_log_epoch)
+    cases = splits["train"]
+    return fit_graph(model, train, val, [c.case_key for c in cases], resolve_device(device), seed=seed,
+                     synthetic=[c.is_synthetic for c in cases], patients=[c.patient_key for c in cases],
+                     val_patients=[c.patient_key for c in splits["val"]], on_epoch=_log_epoch)
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
@@ -270,12 +273,12 @@ def train_flow(db_url: str, home: str, fusion: str = "poe", epochs: int = 30, de
             reader = lexical_task(spec, splits["train"], config) if spec.text else None
             tables = {s: features_task(cases, spec, encoder, reader) for s, cases in splits.items() if cases}
             result = fit_task(spec, tables["train"], tables.get("val"), config, device, reader)
-            keys, synthetic = [c.case_key for c in splits["train"]], [c.is_synthetic for c in splits["train"]]
             if classifier == "graph":
-                result.model.graph, bank = graph_task(result.model, tables["train"], tables["val"], keys, synthetic,
-                                                      device, seed)
+                result.model.graph, bank = graph_task(result.model, tables["train"], tables["val"], splits, device, seed)
             else:
-                bank = latent_bank(result.model, tables["train"], keys, resolve_device(device), synthetic=synthetic)
+                cases = splits["train"]
+                bank = latent_bank(result.model, tables["train"], [c.case_key for c in cases], resolve_device(device),
+                                   synthetic=[c.is_synthetic for c in cases], patients=[c.patient_key for c in cases])
             metrics = {s: table_metrics(result.model, tables[s], device) for s in ("val", "test") if s in tables}
             run.model_version_id = register_task(result, metrics, config, directory, stamp, db_url, promote,
                                                  stage_summaries(result, text), datasets=recorded_datasets(chosen),

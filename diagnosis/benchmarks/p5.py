@@ -160,7 +160,8 @@ def run_p5(tables: dict[str, FeatureTable], config: P5Config, device: torch.devi
     """Train every way for every seed on P2's tables and average.
 
     Returns:
-        ``{"config", "counts", "checker": {"test_accuracy"}, "results": {way: {metric: mean, "sd": {...}}},
+        ``{"config", "counts", "checker": {"test_accuracy"}, "results": {way: {metric: mean, "seconds": mean
+        seconds of the way (a plain or weighted fit; an augmentation's rebalancing), "sd": {...}}},
         "generators": {kind: {"in_class": mean share, "per_class": {label: mean share}}}, "runs": [per seed]}``.
     """
     checker = fit_checker(tables["train"])
@@ -174,7 +175,9 @@ def run_p5(tables: dict[str, FeatureTable], config: P5Config, device: torch.devi
     for way in P5_WAYS:
         figures = {m: _mean(runs, lambda r, m=m, w=way: r["ways"][w][m]) for m in METRICS}
         recall = {label: _mean(runs, lambda r, label=label, w=way: r["ways"][w]["recall"][label]) for label in LABELS}
-        results[way] = {**{m: f["mean"] for m, f in figures.items()}, "recall": {k: v["mean"] for k, v in recall.items()},
+        seconds = float(np.mean([r["ways"][way]["seconds"] for r in runs]))
+        results[way] = {**{m: f["mean"] for m, f in figures.items()}, "seconds": round(seconds, 1),
+                        "recall": {k: v["mean"] for k, v in recall.items()},
                         "sd": {**{m: f["sd"] for m, f in figures.items()}, "recall": {k: v["sd"] for k, v in recall.items()}}}
     generators = {kind: {"in_class": _mean(runs, lambda r, k=kind: r["generators"][k]["mean"])["mean"],
                          "per_class": {label: _mean(runs, lambda r, k=kind, label=label: r["generators"][k]["per_class"][label])["mean"]
@@ -182,6 +185,7 @@ def run_p5(tables: dict[str, FeatureTable], config: P5Config, device: torch.devi
                   for kind in GENERATOR_WAYS}
     diversity = [r["gan"]["plain"]["diversity"] for r in runs]
     generators["gan"]["diversity"] = {label: float(np.nanmean([d.get(label, np.nan) for d in diversity])) for label in LABELS}
+    generators["gan"]["seconds"] = float(np.mean([g["seconds"] for r in runs for g in r["gan"].values()]))
     generators["gan"]["collapsed"] = sorted({c for r in runs for g in r["gan"].values() for c in g["collapsed"]})
     counts = {s: {name: int((t.labels == c).sum()) for c, name in enumerate(LABELS)} for s, t in tables.items()}
     return {"config": asdict(config), "counts": counts, "checker": {"test_accuracy": checker_accuracy},

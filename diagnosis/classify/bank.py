@@ -19,7 +19,7 @@ from diagnosis.classify.model import DiagnosisModel
 from diagnosis.classify.predict import Predictions, predict
 from diagnosis.features.table import FeatureTable
 
-__all__ = ["BANK_FILE", "LatentBank", "bank_rows", "latent_bank", "load_bank"]
+__all__ = ["BANK_FILE", "LatentBank", "bank_rows", "latent_bank", "load_bank", "patient_column"]
 
 BANK_FILE = "latents.npz"  # inside a model's checkpoint folder
 
@@ -32,11 +32,13 @@ class LatentBank:
         latents: ``(N, D)`` float32 fused posterior means.
         labels: ``(N,)`` class ids (the model's label order).
         keys: ``N`` case keys (the manifest's ``case_id``).
+        patients: ``N`` (pseudonymised) patient keys, ``""`` where unknown; empty when none was given.
     """
 
     latents: np.ndarray
     labels: np.ndarray
     keys: tuple[str, ...]
+    patients: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,7 +48,7 @@ class LatentBank:
         path = Path(directory) / BANK_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, latents=self.latents.astype(np.float32), labels=self.labels.astype(np.int64),
-                 keys=np.array(self.keys, dtype=np.str_))
+                 keys=np.array(self.keys, dtype=np.str_), patients=np.array(self.patients, dtype=np.str_))
         return path
 
 
@@ -56,7 +58,13 @@ def load_bank(directory: str | Path) -> LatentBank | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        return LatentBank(data["latents"], data["labels"], tuple(str(k) for k in data["keys"]))
+        patients = tuple(str(p) for p in data["patients"]) if "patients" in data else ()
+        return LatentBank(data["latents"], data["labels"], tuple(str(k) for k in data["keys"]), patients)
+
+
+def patient_column(patients: Sequence[str | None] | None, rows: np.ndarray) -> tuple[str, ...]:
+    """The bank's patient keys of ``rows`` (``""`` where unknown; empty without ``patients``)."""
+    return () if patients is None else tuple(patients[i] or "" for i in rows)
 
 
 def bank_rows(table: FeatureTable, preds: Predictions, synthetic: Sequence[bool] | None = None) -> np.ndarray:
@@ -68,8 +76,9 @@ def bank_rows(table: FeatureTable, preds: Predictions, synthetic: Sequence[bool]
 
 
 def latent_bank(model: DiagnosisModel, table: FeatureTable, keys: Sequence[str], device: torch.device | str,
-                synthetic: Sequence[bool] | None = None) -> LatentBank:
-    """The fused posterior means of ``table``'s labelled, readable, real rows (``synthetic`` marks rows to leave out).
+                synthetic: Sequence[bool] | None = None, patients: Sequence[str | None] | None = None) -> LatentBank:
+    """The fused posterior means of ``table``'s labelled, readable, real rows (``synthetic`` marks rows to leave out;
+    ``patients`` gives each row's patient key, None where unknown).
 
     Raises:
         ValueError: ``keys`` (or ``synthetic``) do not match the table's rows.
@@ -79,4 +88,4 @@ def latent_bank(model: DiagnosisModel, table: FeatureTable, keys: Sequence[str],
     preds = predict(model, table, device, samples=1)
     rows = bank_rows(table, preds, synthetic)
     return LatentBank(preds.latents[rows].astype(np.float32), table.labels[rows].astype(np.int64),
-                      tuple(keys[i] for i in rows))
+                      tuple(keys[i] for i in rows), patient_column(patients, rows))

@@ -61,7 +61,7 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Dia
     model.load_state_dict(state)
     bank = load_bank(directory)
     if bank is not None:
-        model.graph = load_graph(directory, bank.keys, device)
+        model.graph = load_graph(directory, bank.keys, device, bank.patients)
     return model.to(device).eval()
 
 

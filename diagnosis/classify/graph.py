@@ -2,10 +2,14 @@
 
 Nodes are the labelled training cases of the model's latent bank (:mod:`diagnosis.classify.bank`); a node's features
 are its fused representation: the posterior mean beside the fusion model's calibrated log-probabilities. Edges join
-each case to its ``k`` most cosine-similar cases (made symmetric). Each layer is
-``H' = D^-1/2 (A + I) D^-1/2 H W`` (Kipf & Welling, 2017), with a ReLU between the two.
+each case to its ``k`` most cosine-similar cases (made symmetric) and, with ``same_patient``, to other cases of
+the same patient. Each layer is
+``H' = D^-1/2 (A + I) D^-1/2 H W`` (Kipf & Welling, 2017), with a ReLU between the two; beside them a linear path
+from the case's own features to its logits (``skip``), so that a case's own evidence is not diluted by its ``k``
+neighbours' (the self-loop alone gives it ``1 / (k + 1)`` of the aggregate).
 
-**Inductive attachment.** A new case is not added to the graph. It is joined to its ``k`` nearest training nodes;
+**Inductive attachment.** A new case is not added to the graph. It is joined to its ``k`` nearest training nodes (its patient's
+own training cases first, with ``same_patient``);
 its first layer aggregates their (stored) ``X W1`` rows with its own, its second their (stored) first-layer outputs
 ``H1 W2``, each normalised by its own degree ``k + 1`` and the neighbour's training degree. Diagnosing a case
 therefore needs the bank's unit latents, two small per-node tables and the degrees, never the adjacency; the
@@ -14,13 +18,16 @@ cost is one ``(B, N)`` similarity product per batch (chunked), the memory ``N ×
 ``Â_vu (H1 W2)_u``; the largest ones are what :meth:`GraphClassifier.attach` reports as the neighbours that
 mattered.
 
-Plain torch sparse ops do this (a sparse ``(N, N)`` matrix product per layer during training, dense gathers at
-inference); PyTorch Geometric would add a compiled dependency for two matrix products.
+Plain torch sparse ops do this: one sparse ``(N, N)`` matrix product per layer during training, dense gathers at
+inference. PyTorch Geometric's ``GCNConv`` computes the same training pass, but its inference runs message passing
+over an ``edge_index`` that includes the training graph; attaching through stored per-node tables is ours either
+way, so the library would add a dependency for one matrix product per layer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 __all__ = ["GRAPH_META", "GraphAttachment", "GraphClassifier", "GraphConfig", "knn", "load_graph",
-           "normalized_adjacency", "save_graph", "symmetric_edges"]
+           "normalized_adjacency", "patient_edges", "save_graph", "symmetric_edges"]
 
 GRAPH_WEIGHTS, GRAPH_META = "graph.safetensors", "graph.json"  # inside a model's checkpoint folder
 SIMILARITY_CHUNK = 2048  # query rows per similarity product
@@ -48,6 +55,8 @@ class GraphConfig:
     dropout: float = 0.3  # on the inputs and the hidden layer during training
     patience: int = 40  # stop after this many epochs without a better val loss
     shown: int = 5  # neighbours that mattered, kept per diagnosed case
+    same_patient: bool = True  # also join the cases of one patient (training edges; a new case's neighbours first)
+    skip: bool = True  # a linear path from the case's own features to its logits, beside the graph layers
 
 
 @dataclass(frozen=True)
@@ -87,13 +96,27 @@ def knn(queries: torch.Tensor, bank: torch.Tensor, k: int, exclude_self: bool = 
     return torch.cat(indices), torch.cat(values)
 
 
-def symmetric_edges(neighbours: torch.Tensor) -> torch.Tensor:
-    """``(2, E)`` directed edges of the symmetrised kNN graph (``u -> v`` and ``v -> u`` for each kNN pair, once)."""
+def symmetric_edges(neighbours: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+    """``(2, E)`` directed edges of the symmetrised kNN graph (``u -> v`` and ``v -> u`` for each kNN pair, once),
+    with the ``extra`` pairs ``(2, X)`` (e.g. :func:`patient_edges`) joined the same way."""
     n, k = neighbours.shape
-    source = torch.arange(n).repeat_interleave(k)
-    target = neighbours.reshape(-1)
-    edges = torch.cat([torch.stack([source, target]), torch.stack([target, source])], 1)
+    pairs = torch.stack([torch.arange(n).repeat_interleave(k), neighbours.reshape(-1)])
+    if extra is not None and extra.numel():
+        pairs = torch.cat([pairs, extra.long()], 1)
+    edges = torch.cat([pairs, pairs.flip(0)], 1)
     return torch.unique(edges, dim=1)
+
+
+def patient_edges(patients: Sequence[str], cap: int) -> torch.Tensor:
+    """``(2, X)`` pairs joining the cases of each patient (``""``: unknown, joins nothing): every pair in a small
+    group, each case with the ``cap`` cases after it in a larger one (bounded degree)."""
+    groups: dict[str, list[int]] = {}
+    for row, patient in enumerate(patients):
+        if patient:
+            groups.setdefault(patient, []).append(row)
+    pairs = [(rows[i], rows[(i + j) % len(rows)]) for rows in groups.values() if len(rows) > 1
+             for i in range(len(rows)) for j in range(1, min(cap, len(rows) - 1) + 1)]
+    return torch.tensor(pairs, dtype=torch.long).T if pairs else torch.zeros(2, 0, dtype=torch.long)
 
 
 def normalized_adjacency(edges: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,6 +145,7 @@ class GraphClassifier(nn.Module):
         self.config = config
         self.layer1 = nn.Linear(in_dim, config.hidden)
         self.layer2 = nn.Linear(config.hidden, classes)
+        self.skip = nn.Linear(in_dim, classes, bias=False) if config.skip else None
         self.register_buffer("feature_shift", torch.zeros(in_dim))  # standardisation of node features
         self.register_buffer("feature_scale", torch.ones(in_dim))
         self.register_buffer("bank_unit", torch.zeros(nodes, latent_dim))  # unit latents of the training nodes
@@ -131,6 +155,7 @@ class GraphClassifier(nn.Module):
         self.register_buffer("temperature", torch.ones(()))
         self.register_buffer("conformal_threshold", torch.ones(()))
         self.keys: tuple[str, ...] = ()  # case key of each training node (the bank's)
+        self.patients: tuple[str, ...] = ()  # patient key of each training node ("": unknown; empty: none known)
         self.trained_epochs, self.best_epoch = 0, 0  # how training went (reports; not saved)
 
     def features(self, latents: torch.Tensor, log_probabilities: torch.Tensor) -> torch.Tensor:
@@ -143,7 +168,8 @@ class GraphClassifier(nn.Module):
         xw = F.linear(F.dropout(x, drop, self.training), self.layer1.weight)
         h = F.relu(torch.sparse.mm(adjacency, xw) + self.layer1.bias)
         hw = F.linear(F.dropout(h, drop, self.training), self.layer2.weight)
-        return torch.sparse.mm(adjacency, hw) + self.layer2.bias, h
+        logits = torch.sparse.mm(adjacency, hw) + self.layer2.bias
+        return (logits + self.skip(x) if self.skip is not None else logits), h
 
     @torch.no_grad()
     def store_nodes(self, x: torch.Tensor, latents: torch.Tensor, adjacency: torch.Tensor, degree: torch.Tensor) -> None:
@@ -155,19 +181,33 @@ class GraphClassifier(nn.Module):
         self.bank_hw.copy_(F.linear(h, self.layer2.weight))
         self.degree.copy_(degree)
 
-    def attach_logits(self, x: torch.Tensor, latents: torch.Tensor, exclude: torch.Tensor | None = None) -> GraphAttachment:
+    def _patient_rows(self) -> dict[str, list[int]]:
+        """Training nodes per patient key (built once)."""
+        if getattr(self, "_by_patient", None) is None:
+            groups: dict[str, list[int]] = {}
+            for row, patient in enumerate(self.patients):
+                if patient:
+                    groups.setdefault(patient, []).append(row)
+            self._by_patient = groups
+        return self._by_patient
+
+    def attach_logits(self, x: torch.Tensor, latents: torch.Tensor,
+                      patients: Sequence[str | None] | None = None) -> GraphAttachment:
         """Uncalibrated logits of new cases joined to their ``k`` nearest training nodes (see the module notes).
 
         Args:
             x: ``(B, F)`` standardised features of the new cases.
             latents: ``(B, D)`` their latents (where the neighbours are searched).
-            exclude: ``(B,)`` a bank row each case may not join (itself, when training nodes are re-attached), or -1.
+            patients: ``B`` patient keys (None: unknown); with ``same_patient``, a patient's training cases are
+                joined first.
         """
-        k = min(self.config.k, len(self.bank_unit) - (0 if exclude is None else 1))
+        k = min(self.config.k, len(self.bank_unit))
         similarity = _unit(latents.float()) @ self.bank_unit.T
-        if exclude is not None:
-            rows = torch.nonzero(exclude >= 0).squeeze(1)
-            similarity[rows, exclude[rows]] = -float("inf")
+        if patients is not None and self.config.same_patient and self.patients:
+            groups = self._patient_rows()
+            for row, patient in enumerate(patients):
+                if patient and patient in groups:
+                    similarity[row, groups[patient]] = 2.0  # above every cosine: chosen first
         neighbours = similarity.topk(k, dim=1).indices  # (B, k)
         own = 1.0 / (k + 1)  # the new node's degree with its self-loop
         weight = (self.degree[neighbours] * (k + 1)).rsqrt()  # (B, k): Â_vu
@@ -175,18 +215,22 @@ class GraphClassifier(nn.Module):
         h = F.relu(own * xw + (weight.unsqueeze(-1) * self.bank_xw[neighbours]).sum(1) + self.layer1.bias)
         messages = weight.unsqueeze(-1) * self.bank_hw[neighbours]  # (B, k, C)
         logits = own * F.linear(h, self.layer2.weight) + messages.sum(1) + self.layer2.bias
+        if self.skip is not None:
+            logits = logits + self.skip(x)
         predicted = logits.argmax(1)
         shares = messages.gather(2, predicted.view(-1, 1, 1).expand(-1, k, 1)).squeeze(2)
         return GraphAttachment(logits, neighbours, shares)
 
     @torch.no_grad()
-    def attach(self, latents: torch.Tensor, log_probabilities: torch.Tensor) -> GraphAttachment:
+    def attach(self, latents: torch.Tensor, log_probabilities: torch.Tensor,
+               patients: Sequence[str | None] | None = None) -> GraphAttachment:
         """Calibrated logits of new cases, with the neighbours they were joined to and each one's share, in chunks."""
         self.eval()
         parts = []
         for start in range(0, len(latents), SIMILARITY_CHUNK):
-            z, lp = latents[start : start + SIMILARITY_CHUNK], log_probabilities[start : start + SIMILARITY_CHUNK]
-            parts.append(self.attach_logits(self.features(z, lp), z))
+            end = start + SIMILARITY_CHUNK
+            z, lp = latents[start:end], log_probabilities[start:end]
+            parts.append(self.attach_logits(self.features(z, lp), z, None if patients is None else patients[start:end]))
         return GraphAttachment(torch.cat([p.logits for p in parts]) / self.temperature,
                                torch.cat([p.neighbours for p in parts]), torch.cat([p.contributions for p in parts]))
 
@@ -207,7 +251,8 @@ def save_graph(graph: GraphClassifier, directory: str | Path) -> None:
     (directory / GRAPH_META).write_text(json.dumps(meta, indent=2))
 
 
-def load_graph(directory: str | Path, keys: tuple[str, ...], device: torch.device | str = "cpu") -> GraphClassifier | None:
+def load_graph(directory: str | Path, keys: tuple[str, ...], device: torch.device | str = "cpu",
+               patients: tuple[str, ...] = ()) -> GraphClassifier | None:
     """The graph classifier saved in ``directory`` (None when the model has none).
 
     Raises:
@@ -222,5 +267,5 @@ def load_graph(directory: str | Path, keys: tuple[str, ...], device: torch.devic
     graph = GraphClassifier(int(meta["in_dim"]), int(meta["classes"]), GraphConfig(**meta["config"]), int(meta["nodes"]),
                             int(meta["latent_dim"]))
     graph.load_state_dict(load_file(str(directory / GRAPH_WEIGHTS)))
-    graph.keys = keys
+    graph.keys, graph.patients = keys, patients
     return graph.to(device).eval()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,12 +109,12 @@ def _staged(table: FeatureTable, device: torch.device) -> tuple[dict[str, torch.
 
 
 def _on_graph(model: DiagnosisModel, probabilities: np.ndarray, latents: np.ndarray, ok: np.ndarray,
-              device: torch.device) -> tuple[np.ndarray, list[list[dict]]]:
+              device: torch.device, patients: Sequence[str | None] | None) -> tuple[np.ndarray, list[list[dict]]]:
     """The graph classifier's probabilities for the usable rows (attached to their nearest training cases), and the
     neighbours that mattered for each (none for a row without a usable modality)."""
     graph = model.graph
     log_p = torch.from_numpy(np.log(np.clip(probabilities, 1e-6, 1.0))).float().to(device)
-    attached = graph.attach(torch.from_numpy(latents).float().to(device), log_p)
+    attached = graph.attach(torch.from_numpy(latents).float().to(device), log_p, patients)
     on_graph = torch.softmax(attached.logits, 1).float().cpu().numpy()
     out = np.where(ok[:, None], on_graph, probabilities).astype(np.float32)
     return out, [graph.mattered(attached, i) if ok[i] else [] for i in range(len(out))]
@@ -131,6 +131,7 @@ def predict(
     amp: bool | None = None,
     compile: bool = False,  # noqa: A002 - the torch name says what it does
     timings: dict[str, float] | None = None,
+    patients: Sequence[str | None] | None = None,
 ) -> Predictions:
     """Run the model over every row of ``table`` in batches.
 
@@ -144,6 +145,7 @@ def predict(
             whose reduced-precision outputs are not finite is recomputed in float32.
         compile: Run the forward through ``torch.compile`` (needs a C++ compiler on the CPU, Triton on CUDA).
         timings: When given, the seconds spent here are added under ``model``.
+        patients: Each row's patient key (None: unknown), read by a graph classifier that joins a patient's cases.
 
     Returns:
         Probabilities, latents, uncertainty and conformal sets per row. With a graph classifier (``model.graph``) the
@@ -186,7 +188,7 @@ def predict(
     ok = np.stack(list(table.masks.values())).any(0) if table.masks else np.zeros(len(table), dtype=bool)
     threshold, neighbours = float(model.conformal_threshold), None
     if model.graph is not None and len(table):
-        probabilities, neighbours = _on_graph(model, probabilities, means, ok, device)
+        probabilities, neighbours = _on_graph(model, probabilities, means, ok, device, patients)
         threshold = float(model.graph.conformal_threshold)
     result = Predictions(
         probabilities=probabilities,

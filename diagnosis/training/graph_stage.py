@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from diagnosis.classify.bank import LatentBank, bank_rows
+from diagnosis.classify.bank import LatentBank, bank_rows, patient_column
 from diagnosis.classify.calibration import fit_temperature
-from diagnosis.classify.graph import GraphClassifier, GraphConfig, knn, normalized_adjacency, symmetric_edges
+from diagnosis.classify.graph import (GraphClassifier, GraphConfig, knn, normalized_adjacency, patient_edges,
+                                     symmetric_edges)
 from diagnosis.classify.model import DiagnosisModel
 from diagnosis.classify.predict import predict
 from diagnosis.classify.uncertainty import conformal_threshold
@@ -35,7 +36,8 @@ def _log_probabilities(probabilities: np.ndarray) -> torch.Tensor:
 
 def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, keys: Sequence[str],
               device: torch.device | str = "cpu", config: GraphConfig = GraphConfig(), seed: int = 0,
-              synthetic: Sequence[bool] | None = None,
+              synthetic: Sequence[bool] | None = None, patients: Sequence[str | None] | None = None,
+              val_patients: Sequence[str | None] | None = None,
               on_epoch: Callable[[dict[str, float]], None] | None = None) -> tuple[GraphClassifier, LatentBank]:
     """Train the GCN over ``train``'s labelled real cases and attach it to nothing (the caller sets ``model.graph``).
 
@@ -47,6 +49,9 @@ def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, key
         config: Graph and training settings.
         seed: Initialisation and dropout.
         synthetic: Rows to leave out of the graph (generated cases).
+        patients: Each training row's patient key (None: unknown): with ``config.same_patient`` a patient's cases
+            are joined by edges too.
+        val_patients: Each val row's patient key, for attaching val cases as diagnosis will.
         on_epoch: Called with each epoch's losses (progress).
 
     Returns:
@@ -69,14 +74,16 @@ def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, key
     torch.manual_seed(seed)
     z = torch.from_numpy(train_preds.latents[rows]).float()
     y = torch.from_numpy(train.labels[rows]).long()
-    bank = LatentBank(z.numpy(), y.numpy(), tuple(keys[i] for i in rows))
+    bank = LatentBank(z.numpy(), y.numpy(), tuple(keys[i] for i in rows), patient_column(patients, rows))
     raw = torch.cat([z, _log_probabilities(train_preds.probabilities[rows])], 1)
     graph = GraphClassifier(raw.shape[1], len(model.spec.label_names), config, len(rows), z.shape[1])
-    graph.keys = bank.keys
+    graph.keys, graph.patients = bank.keys, bank.patients
     graph.feature_shift.copy_(raw.mean(0)), graph.feature_scale.copy_(raw.std(0, unbiased=False).clamp(min=1e-4))
     x = graph.features(z, raw[:, z.shape[1]:])
     neighbours, _ = knn(z, z, config.k, exclude_self=True)
-    adjacency, degree = normalized_adjacency(symmetric_edges(neighbours), len(rows))
+    same = patient_edges(bank.patients, config.k) if config.same_patient and bank.patients else None
+    adjacency, degree = normalized_adjacency(symmetric_edges(neighbours, same), len(rows))
+    val_keys = None if val_patients is None else [val_patients[i] for i in val_rows]
     val_z = torch.from_numpy(val_preds.latents[val_rows]).float()
     val_x = graph.features(val_z, _log_probabilities(val_preds.probabilities[val_rows]))
     val_y = torch.from_numpy(val.labels[val_rows]).long()
@@ -91,7 +98,7 @@ def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, key
         optimiser.step()
         graph.store_nodes(x, z, adjacency, degree)
         with torch.no_grad():
-            val_loss = float(F.cross_entropy(graph.attach_logits(val_x, val_z).logits, val_y))
+            val_loss = float(F.cross_entropy(graph.attach_logits(val_x, val_z, val_keys).logits, val_y))
         if val_loss < best_loss:
             best, best_loss, best_epoch = copy.deepcopy(graph.state_dict()), val_loss, epoch
         if on_epoch is not None and (epoch % 25 == 0 or epoch == 1):
@@ -102,7 +109,7 @@ def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, key
     graph.trained_epochs, graph.best_epoch = epoch, best_epoch
     graph.store_nodes(x, z, adjacency, degree)
     with torch.no_grad():
-        val_logits = graph.attach_logits(val_x, val_z).logits
+        val_logits = graph.attach_logits(val_x, val_z, val_keys).logits
     graph.temperature.fill_(fit_temperature(val_logits, val_y))
     probabilities = torch.softmax(val_logits / graph.temperature, 1).numpy()
     graph.conformal_threshold.fill_(conformal_threshold(probabilities, val_y.numpy(), model.spec.conformal_coverage))

@@ -64,7 +64,7 @@ def test_attaching_a_new_case_gives_the_logits_of_adding_it_to_the_graph() -> No
     torch.testing.assert_close(attached.logits, logits[n:], rtol=1e-5, atol=1e-5)
     assert attached.neighbours[0].tolist() == knn(new_z, z, k)[0][0].tolist()
     c = int(attached.logits.argmax())  # the logit splits exactly into the case's own part and each neighbour's share
-    own = (h[n] @ graph.layer2.weight[c]) / (k + 1) + graph.layer2.bias[c]
+    own = (h[n] @ graph.layer2.weight[c]) / (k + 1) + graph.layer2.bias[c] + graph.skip(new_x)[0, c]
     torch.testing.assert_close(own + attached.contributions[0].sum(), attached.logits[0, c], rtol=1e-5, atol=1e-5)
     tables = {name: t for name, t in graph.state_dict().items() if t.ndim == 2 and t.shape[0] == n}
     assert all(t.shape[1] < n for t in tables.values())  # per-node rows only: no (N, N) adjacency is kept
@@ -126,3 +126,30 @@ def test_bench_graph_reports_attachment_cost_without_the_adjacency(tmp_path: Pat
     assert report["adjacency_entries"] >= 300 * (report["k"] + 1)  # self-loops and at least k edges per node
     assert report["attachment_bytes"] == 300 * (32 + 64 + 2 + 1) * 4  # unit latents, X W1, H1 W2, degrees
     assert "Graph classifier at scale" in result.stdout
+
+
+def test_cases_of_one_patient_are_joined_in_the_graph_and_first_when_attached() -> None:
+    from diagnosis.classify.graph import patient_edges
+
+    pairs = patient_edges(["a", "", "a", "b", "a"], cap=10)
+    assert {tuple(p) for p in pairs.T.tolist()} == {(0, 2), (0, 4), (2, 4), (2, 0), (4, 0), (4, 2)}
+    assert patient_edges(["", "x"], cap=3).shape == (2, 0)  # unknown or single: no edge
+    big = patient_edges(["p"] * 50, cap=3)
+    assert big.shape[1] == 50 * 3  # bounded degree in a large group
+    torch.manual_seed(0)
+    n, d, k = 40, 4, 3
+    z = torch.randn(n, d)
+    patients = tuple("p7" if i in (5, 30) else "" for i in range(n))
+    graph = GraphClassifier(d + 2, 2, GraphConfig(k=k, hidden=8), n, d).eval()
+    graph.patients = patients
+    x = torch.randn(n, d + 2)
+    adjacency, degree = normalized_adjacency(symmetric_edges(knn(z, z, k, exclude_self=True)[0],
+                                                             patient_edges(patients, k)), n)
+    assert float(adjacency.to_dense()[5, 30]) > 0  # the patient's two cases are neighbours in training
+    graph.store_nodes(x, z, adjacency, degree)
+    far = -z[5:6] - z[30:31]  # a latent far from both of the patient's cases
+    plain = graph.attach_logits(torch.randn(1, d + 2), far).neighbours[0].tolist()
+    joined = graph.attach_logits(torch.randn(1, d + 2), far, ["p7"]).neighbours[0].tolist()
+    assert 5 not in plain and 30 not in plain and set(joined[:2]) == {5, 30}
+    unknown = graph.attach_logits(torch.randn(1, d + 2), far, ["someone else"]).neighbours[0].tolist()
+    assert unknown == plain
