@@ -22,7 +22,7 @@ from diagnosis.fusion import FusionConfig, ModalitySpec
 from diagnosis.training import TrainConfig, fit, rebalance_head
 from diagnosis.training.image_stage import ImageStageConfig
 
-__all__ = ["P2_WAYS", "p2_data", "run_p2"]
+__all__ = ["P2_WAYS", "fused_metrics", "p2_data", "run_p2"]
 
 P2_WAYS = ("plain", "class_weights", "vae_augment", "vae_augment+class_weights")
 
@@ -33,7 +33,8 @@ def p2_data(data: P1Data) -> P1Data:
     return P1Data(splits=splits, pools=data.pools)
 
 
-def _fused_metrics(model, tables: dict[str, FeatureTable], device: torch.device) -> dict:  # noqa: ANN001
+def fused_metrics(model, tables: dict[str, FeatureTable], device: torch.device) -> dict:  # noqa: ANN001
+    """Test metrics of the fused mode (threshold chosen on val), as P2 and P5 report them."""
     return score_modes(lambda t: predict(model, t, device, samples=1).probabilities, tables, modes=("fused",))["fused"]
 
 
@@ -54,11 +55,11 @@ def run_p2(tables: dict[str, FeatureTable], config: P1Config, device: torch.devi
                                    image_stage=ImageStageConfig(epochs=config.image_epochs))
         model = fit(spec, tables["train"], tables["val"], train_config, device, lexical=lexical).model
         way = "class_weights" if weighted else "plain"
-        results[way] = {**_fused_metrics(model, tables, device), "seconds": round(time.perf_counter() - started, 1)}
+        results[way] = {**fused_metrics(model, tables, device), "seconds": round(time.perf_counter() - started, 1)}
         augmented = copy.deepcopy(model)
         counts = rebalance_head(augmented, tables["train"], tables["val"], device, class_weights=weighted, seed=config.seed)
         aug_way = "vae_augment+class_weights" if weighted else "vae_augment"
-        results[aug_way] = {**_fused_metrics(augmented, tables, device), "latents": counts,
+        results[aug_way] = {**fused_metrics(augmented, tables, device), "latents": counts,
                             "seconds": round(time.perf_counter() - started, 1)}
     split_counts = {s: {name: int((t.labels == c).sum()) for c, name in enumerate(LABELS)} for s, t in tables.items()}
     return {"config": asdict(config), "fusion": fusion, "counts": split_counts, "results": {w: results[w] for w in P2_WAYS}}

@@ -24,8 +24,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from diagnosis.benchmarks.p1 import LABELS, score_modes
-from diagnosis.classify import DiagnosisModel, ModelSpec, predict
+from diagnosis.benchmarks.p1 import LABELS
+from diagnosis.benchmarks.p2 import fused_metrics
+from diagnosis.classify import DiagnosisModel, ModelSpec
 from diagnosis.classify.bank import latent_bank
 from diagnosis.features import FeatureTable, ImagePreprocessing
 from diagnosis.features.lexical import LexicalReader
@@ -108,10 +109,6 @@ def _gan_sampler(gan: LatentGAN) -> Callable[[int, int, torch.Generator], torch.
     return lambda c, n, generator: gan.sample(LABELS[c], n, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
 
 
-def _fused(model: DiagnosisModel, tables: dict[str, FeatureTable], device: torch.device) -> dict:
-    return score_modes(lambda t: predict(model, t, device, samples=1).probabilities, tables, modes=("fused",))["fused"]
-
-
 def _one_seed(tables: dict[str, FeatureTable], config: P5Config, seed: int, checker, device: torch.device,  # noqa: ANN001
               lexical: LexicalReader | None, on_epoch: Callable[[str, dict], None] | None,
               stage: ImageStage | None) -> tuple[dict, ImageStage | None]:
@@ -131,7 +128,7 @@ def _one_seed(tables: dict[str, FeatureTable], config: P5Config, seed: int, chec
         result = fit(spec, tables["train"], tables["val"], train_config, device, image_stage=stage, lexical=lexical,
                      on_epoch=report)
         stage, model = result.image_stage, result.model
-        ways["class_weights" if weighted else "plain"] = {**_fused(model, tables, device),
+        ways["class_weights" if weighted else "plain"] = {**fused_metrics(model, tables, device),
                                                           "seconds": round(time.perf_counter() - started, 1)}
         bank = latent_bank(model, tables["train"], keys, device)
         gan, gan_report = train_latent_gan(bank.latents, bank.labels, LABELS, GANConfig(steps=config.gan_steps),
@@ -142,7 +139,7 @@ def _one_seed(tables: dict[str, FeatureTable], config: P5Config, seed: int, chec
             augmented = copy.deepcopy(model)
             counts = rebalance_head(augmented, tables["train"], tables["val"], device, class_weights=weighted, seed=seed,
                                     sampler=_gan_sampler(source) if source is not None else None)
-            ways[f"{kind}_augment{suffix}"] = {**_fused(augmented, tables, device), "latents": counts,
+            ways[f"{kind}_augment{suffix}"] = {**fused_metrics(augmented, tables, device), "latents": counts,
                                                "seconds": round(time.perf_counter() - started, 1)}
             if not weighted:  # the generators of the plain model (the weighted one's are alike)
                 generators[kind] = _in_class(model, checker, source, config.checked_samples, seed)

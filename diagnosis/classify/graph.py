@@ -31,12 +31,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["GRAPH_META", "GraphAttachment", "GraphClassifier", "GraphConfig", "knn", "load_graph",
+__all__ = ["GRAPH_META", "GraphAttachment", "GraphClassifier", "GraphConfig", "knn", "load_graph", "log_probabilities",
            "normalized_adjacency", "patient_edges", "save_graph", "symmetric_edges"]
 
 GRAPH_WEIGHTS, GRAPH_META = "graph.safetensors", "graph.json"  # inside a model's checkpoint folder
@@ -72,6 +73,11 @@ class GraphAttachment:
     logits: torch.Tensor
     neighbours: torch.Tensor
     contributions: torch.Tensor
+
+
+def log_probabilities(probabilities: np.ndarray) -> torch.Tensor:
+    """The fusion model's probabilities as the log-probabilities a node's features hold (clipped at 1e-6)."""
+    return torch.from_numpy(np.log(np.clip(probabilities, 1e-6, 1.0))).float()
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

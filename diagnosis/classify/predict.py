@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diagnosis.classify.graph import log_probabilities
 from diagnosis.classify.model import DiagnosisModel
 from diagnosis.classify.uncertainty import prediction_sets, predictive_entropy
 from diagnosis.device import amp_dtype
@@ -113,7 +114,7 @@ def _on_graph(model: DiagnosisModel, probabilities: np.ndarray, latents: np.ndar
     """The graph classifier's probabilities for the usable rows (attached to their nearest training cases), and the
     neighbours that mattered for each (none for a row without a usable modality)."""
     graph = model.graph
-    log_p = torch.from_numpy(np.log(np.clip(probabilities, 1e-6, 1.0))).float().to(device)
+    log_p = log_probabilities(probabilities).to(device)
     attached = graph.attach(torch.from_numpy(latents).float().to(device), log_p, patients)
     on_graph = torch.softmax(attached.logits, 1).float().cpu().numpy()
     out = np.where(ok[:, None], on_graph, probabilities).astype(np.float32)

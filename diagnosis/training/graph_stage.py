@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from diagnosis.classify.bank import LatentBank, bank_rows, patient_column
 from diagnosis.classify.calibration import fit_temperature
-from diagnosis.classify.graph import (GraphClassifier, GraphConfig, knn, normalized_adjacency, patient_edges,
-                                     symmetric_edges)
+from diagnosis.classify.graph import (GraphClassifier, GraphConfig, knn, log_probabilities, normalized_adjacency,
+                                     patient_edges, symmetric_edges)
 from diagnosis.classify.model import DiagnosisModel
 from diagnosis.classify.predict import predict
 from diagnosis.classify.uncertainty import conformal_threshold
@@ -28,10 +28,6 @@ from diagnosis.features.table import FeatureTable
 __all__ = ["fit_graph"]
 
 logger = logging.getLogger(__name__)
-
-
-def _log_probabilities(probabilities: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.log(np.clip(probabilities, 1e-6, 1.0))).float()
 
 
 def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, keys: Sequence[str],
@@ -75,7 +71,7 @@ def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, key
     z = torch.from_numpy(train_preds.latents[rows]).float()
     y = torch.from_numpy(train.labels[rows]).long()
     bank = LatentBank(z.numpy(), y.numpy(), tuple(keys[i] for i in rows), patient_column(patients, rows))
-    raw = torch.cat([z, _log_probabilities(train_preds.probabilities[rows])], 1)
+    raw = torch.cat([z, log_probabilities(train_preds.probabilities[rows])], 1)
     graph = GraphClassifier(raw.shape[1], len(model.spec.label_names), config, len(rows), z.shape[1])
     graph.keys, graph.patients = bank.keys, bank.patients
     graph.feature_shift.copy_(raw.mean(0)), graph.feature_scale.copy_(raw.std(0, unbiased=False).clamp(min=1e-4))
@@ -85,7 +81,7 @@ def fit_graph(model: DiagnosisModel, train: FeatureTable, val: FeatureTable, key
     adjacency, degree = normalized_adjacency(symmetric_edges(neighbours, same), len(rows))
     val_keys = None if val_patients is None else [val_patients[i] for i in val_rows]
     val_z = torch.from_numpy(val_preds.latents[val_rows]).float()
-    val_x = graph.features(val_z, _log_probabilities(val_preds.probabilities[val_rows]))
+    val_x = graph.features(val_z, log_probabilities(val_preds.probabilities[val_rows]))
     val_y = torch.from_numpy(val.labels[val_rows]).long()
     optimiser = torch.optim.Adam(graph.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best, best_loss, best_epoch = None, float("inf"), 0
